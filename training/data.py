@@ -1,0 +1,138 @@
+"""Prepared-shape cache: the shard format written by training.prepare and the batches read by training."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+from vatcodec.sampling import semi_continuous_occupancy
+
+INDEX_NAME = "index.json"
+
+
+def write_shard(path: Path, samples: list[dict[str, np.ndarray]]) -> None:
+    """One shard: the per-shape arrays stacked along a new first axis (all shapes share sizes)."""
+    keys = ("surface_points", "surface_normals", "query_points", "query_sdf")
+    arrays = {k: np.stack([s[k] for s in samples]).astype(np.float32) for k in keys}
+    tmp = path.with_suffix(".tmp")
+    save_file(arrays, str(tmp))
+    tmp.replace(path)
+
+
+@dataclass
+class ShapeCache:
+    """All prepared shapes of one split, held in memory (a few hundred MB for the whole corpus)."""
+
+    names: list[str]
+    surface_points: np.ndarray  # (S, Ns, 3)
+    surface_normals: np.ndarray  # (S, Ns, 3)
+    query_points: np.ndarray  # (S, Mq, 3), uniform queries first, then near-surface ones
+    query_sdf: np.ndarray  # (S, Mq)
+    n_uniform: int  # how many of the Mq queries are uniform in the cube
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def load(cls, root: str | Path, split: str = "train") -> ShapeCache:
+        root = Path(root)
+        index = json.loads((root / INDEX_NAME).read_text())
+        rows = [s for s in index["shapes"] if s["split"] == split]
+        if not rows:
+            raise ValueError(f"{root}: no shapes in split {split!r}")
+        by_shard: dict[str, list[dict]] = {}
+        for r in rows:
+            by_shard.setdefault(r["shard"], []).append(r)
+        parts: dict[str, list[np.ndarray]] = {}
+        names = []
+        for shard, members in sorted(by_shard.items()):
+            arrays = load_file(str(root / shard))
+            take = [m["row"] for m in members]
+            names += [m["name"] for m in members]
+            for k, v in arrays.items():
+                parts.setdefault(k, []).append(v[take])
+        cat = {k: np.concatenate(v) for k, v in parts.items()}
+        return cls(names=names, n_uniform=index["n_uniform"], **cat)
+
+
+class BatchSampler:
+    """Deterministic, resumable batches of random point subsets with label-preserving augmentation.
+
+    The epoch's shape order is a permutation drawn from (seed, epoch); rank r of w takes every w-th shape, so
+    DDP ranks see disjoint data. Augmentations are mirror flips of x and z and quarter turns about the up axis
+    (y): they keep the bounding box in the unit cube and leave every signed distance exactly valid.
+    """
+
+    def __init__(
+        self,
+        cache: ShapeCache,
+        batch_size: int,
+        num_points: int,
+        num_queries: int,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        augment: bool = True,
+    ):
+        self.cache, self.batch_size = cache, batch_size
+        self.num_points, self.num_queries = num_points, num_queries
+        self.seed, self.rank, self.world, self.augment = seed, rank, world, augment
+        self.per_rank = len(cache) // world
+        if self.per_rank < 1:
+            raise ValueError(f"{len(cache)} shapes cannot feed {world} ranks")
+        self.steps_per_epoch = max(1, self.per_rank // batch_size)
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """The batch for a global step: the same step always gives the same batch (resume = set the step)."""
+        epoch, k = divmod(step, self.steps_per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.cache))
+        mine = order[self.rank :: self.world][: self.per_rank]
+        ids = np.resize(mine, (k + 1) * self.batch_size)[k * self.batch_size :]
+        rng = np.random.default_rng([self.seed, epoch, k, self.rank, 1])
+        return self.collate(ids, rng)
+
+    def collate(self, ids: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        c = self.cache
+        Ns, Mq = c.surface_points.shape[1], c.query_points.shape[1]
+        n_unif = self.num_queries // 2
+        out = {k: [] for k in ("surface_points", "surface_normals", "query_points", "query_occ", "query_sdf")}
+        for i in ids:
+            p = rng.choice(Ns, self.num_points, replace=Ns < self.num_points)
+            q = np.concatenate(
+                [
+                    rng.choice(c.n_uniform, n_unif, replace=c.n_uniform < n_unif),
+                    c.n_uniform
+                    + rng.choice(
+                        Mq - c.n_uniform,
+                        self.num_queries - n_unif,
+                        replace=Mq - c.n_uniform < self.num_queries - n_unif,
+                    ),
+                ]
+            )
+            pts, nrm, qp = c.surface_points[i, p], c.surface_normals[i, p], c.query_points[i, q]
+            if self.augment:
+                pts, nrm, qp = _augment([pts, nrm, qp], rng)
+            out["surface_points"].append(pts)
+            out["surface_normals"].append(nrm)
+            out["query_points"].append(qp)
+            out["query_sdf"].append(c.query_sdf[i, q])
+            out["query_occ"].append(semi_continuous_occupancy(c.query_sdf[i, q]))
+        return {k: torch.from_numpy(np.stack(v).astype(np.float32)) for k, v in out.items()}
+
+
+def _augment(arrays_N3: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    # Flips and quarter turns about y map the centred unit cube onto itself, and normals transform like points.
+    sign = np.where(rng.random(3) < 0.5, -1.0, 1.0)
+    sign[1] = 1.0
+    turn = rng.integers(4)
+    out = []
+    for a in arrays_N3:
+        a = a * sign
+        for _ in range(turn):
+            a = np.stack([a[:, 2], a[:, 1], -a[:, 0]], axis=1)
+        out.append(a.astype(np.float32))
+    return out

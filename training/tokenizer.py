@@ -1,0 +1,313 @@
+"""Trains the VAT tokenizer: stage 1 without quantization, then stage 2 with VVQ; one process or torchrun/DDP.
+
+python -m training.tokenizer --data data/cache --out runs/vat-s
+torchrun --nproc_per_node 2 -m training.tokenizer --data data/cache --out runs/vat-s
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from training.checkpointing import load_train_state, save_train_state
+from training.data import BatchSampler, ShapeCache
+from vatcodec.checkpoint import read_checkpoint, save_checkpoint
+from vatcodec.config import get_config
+from vatcodec.metrics import cs_iou, occupancy_metrics
+from vatcodec.tokenizer import VAT
+
+
+@dataclass
+class TrainArgs:
+    """Options of a tokenizer training run (also the CLI flags, with dashes)."""
+
+    data: str = "data/cache"  # prepared cache (training.prepare)
+    out: str = "runs/vat-s"  # run folder: checkpoints, metrics.jsonl
+    config: str = "vat-s"  # named model config
+    overrides: str = "{}"  # JSON of config fields to replace, e.g. '{"width": 96}'
+    steps: int = 20_000  # total optimizer steps (stage 1 + stage 2)
+    stage1_steps: int = 4_000  # steps without quantization before VVQ is switched on
+    batch_size: int = 8  # shapes per step per process
+    num_queries: int = 4096  # occupancy queries per shape per step (half uniform, half near-surface)
+    lr: float = 5e-4  # peak learning rate
+    warmup: int = 300  # linear warm-up steps
+    min_lr_ratio: float = 0.1  # cosine decays to this fraction of the peak
+    weight_decay: float = 0.01  # AdamW weight decay
+    ema: float = 0.999  # EMA decay of the weights used for evaluation and release
+    clip: float = 1.0  # gradient-norm clipping
+    dead_code_age: int = 100  # steps without use before a code is re-seeded from the data
+    log_every: int = 20  # steps between metrics.jsonl training rows
+    val_every: int = 500  # steps between validations (0 = only at the end)
+    ckpt_every: int = 200  # steps between checkpoints
+    val_shapes: int = 64  # at most this many validation shapes
+    seed: int = 0  # seeds data order, noise and prefix sampling
+    threads: int = 0  # torch threads per process (0 = torch's default)
+    augment: bool = True  # flips and quarter turns (label-preserving)
+    split: str = "train"  # which split of the cache to train on
+    val_split: str = "val"  # which split to validate on
+    extra: dict = field(default_factory=dict)
+
+
+def lr_at(step: int, a: TrainArgs) -> float:
+    if step < a.warmup:
+        return a.lr * (step + 1) / a.warmup
+    t = (step - a.warmup) / max(1, a.steps - a.warmup)
+    return a.lr * (a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+@torch.no_grad()
+def update_ema(ema: VAT, model: VAT, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+        e.copy_(b)
+
+
+@torch.no_grad()
+def evaluate(model: VAT, cache: ShapeCache, max_shapes: int, device: torch.device) -> dict:
+    """Validation Accuracy, IoU, Near-Surface Accuracy, CS-IoU over scale prefixes, and codebook usage."""
+    model.eval()
+    n = min(len(cache), max_shapes)
+    sampler = BatchSampler(
+        cache, batch_size=1, num_points=model.cfg.num_points, num_queries=8192, augment=False
+    )
+    S = len(model.cfg.scales)
+    sums: dict[str, float] = {}
+    prefix_iou = np.zeros(S)
+    used = [set() for _ in range(S)]
+    for i in range(n):
+        batch = sampler.collate(np.array([i]), np.random.default_rng([7, i]))
+        batch = {k: v.to(device) for k, v in batch.items()}
+        surface = torch.cat([batch["surface_points"], batch["surface_normals"]], -1)
+        if model.quantize:
+            idx = model.encode(surface)
+            fields = [model.decode(idx[: s + 1]) for s in range(S)]
+            for s, t in enumerate(idx):
+                used[s].update(t.flatten().tolist())
+        else:
+            mu, _ = model.encoder(surface)
+            fields = [model.decode_latent(mu)]
+        for s, f in enumerate(fields):
+            m = occupancy_metrics(f(batch["query_points"])[0], batch["query_occ"][0], batch["query_sdf"][0])
+            if s < S:
+                prefix_iou[s] += m["iou"]
+        for k, v in m.items():
+            sums[k] = sums.get(k, 0.0) + v
+    out = {f"val_{k}": v / n for k, v in sums.items()}
+    if model.quantize:
+        ious = prefix_iou / n
+        out["val_cs_iou"] = cs_iou(ious.tolist())
+        out["val_prefix_iou"] = [round(x, 4) for x in ious.tolist()]
+        out["codes_used_per_scale"] = [len(u) for u in used]
+        out["codebook_usage"] = len(set().union(*used)) / model.cfg.codebook_size
+    return out
+
+
+def train(a: TrainArgs) -> dict:
+    """Runs (or resumes) a training run and returns the last validation metrics."""
+    rank, world, device = setup_distributed()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    console = Console(stderr=True, quiet=rank != 0)
+    out = Path(a.out)
+    cfg = get_config(a.config, **json.loads(a.overrides))
+    torch.manual_seed(a.seed)  # identical initial weights on every rank
+    model = VAT(cfg).to(device)
+    ema = copy.deepcopy(model).eval()
+    decay_params = [p for n, p in model.named_parameters() if p.ndim >= 2 and "codebook" not in n]
+    other_params = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "codebook" not in n)]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay_params, "weight_decay": a.weight_decay},
+            {"params": other_params, "weight_decay": 0.0},
+        ],
+        lr=a.lr,
+        betas=(0.9, 0.99),
+    )
+    step = 0
+    gen = torch.Generator().manual_seed(a.seed * 1000 + rank)
+    last, state_file = out / "last.safetensors", out / "last.state.safetensors"
+    if last.exists() and state_file.exists():
+        tensors, _ = read_checkpoint(last)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        state = load_train_state(state_file, opt)
+        step = state["step"]
+        gen.set_state(torch.tensor(state["rng"][rank], dtype=torch.uint8))
+        console.print(f"resumed from {last} at step {step}")
+    elif rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "args.json").write_text(json.dumps(dataclasses.asdict(a), indent=1))
+
+    train_cache = ShapeCache.load(a.data, a.split)
+    val_cache = ShapeCache.load(a.data, a.val_split) if rank == 0 else None
+    sampler = BatchSampler(
+        train_cache, a.batch_size, cfg.num_points, a.num_queries, a.seed, rank, world, augment=a.augment
+    )
+    console.print(
+        f"{cfg.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
+        f"{len(train_cache)} train shapes, world {world}, device {device}"
+    )
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    log = open(out / "metrics.jsonl", "a") if rank == 0 else None
+    metrics: dict = {}
+    ddp = None
+    t0, seen = time.time(), 0
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=rank != 0 or not console.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("train", total=a.steps, completed=step, info="")
+        while step < a.steps:
+            stage2 = step >= a.stage1_steps
+            if ddp is None or model.quantize != stage2:
+                model.quantize = ema.quantize = stage2
+                # Stage 1 leaves the quantizer unused: DDP must not wait for its gradients.
+                ddp = DDP(model, find_unused_parameters=not stage2) if world > 1 else model
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, a)
+            batch = {k: v.to(device) for k, v in sampler.batch(step).items()}
+            model.train()
+            with amp:
+                res = ddp(batch, gen)
+            opt.zero_grad(set_to_none=True)
+            res["loss"].backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
+            opt.step()
+            if stage2:
+                model.vq.restart_dead_codes(res["z"], a.dead_code_age, gen)
+            update_ema(ema, model, min(a.ema, (1 + step) / (10 + step)))
+            step += 1
+            seen += a.batch_size * world
+            if rank == 0 and (step % a.log_every == 0 or step == a.steps):
+                with torch.no_grad():
+                    pred = res["logits"].float() > 0
+                    tgt = batch["query_occ"] > 0.5
+                    iou = ((pred & tgt).sum() / (pred | tgt).sum().clamp(min=1)).item()
+                sps = seen / (time.time() - t0)
+                row = {
+                    "step": step,
+                    "stage": 2 if stage2 else 1,
+                    "loss": res["loss"].item(),
+                    "loss_occ": res["loss_occ"].item(),
+                    "loss_vq": float(res["loss_vq"]),
+                    "loss_kl": res["loss_kl"].item(),
+                    "train_iou": iou,
+                    "grad_norm": gnorm.item(),
+                    "lr": lr_at(step - 1, a),
+                    "samples_per_s": sps,
+                }
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                info = f"loss {row['loss']:.4f} iou {iou:.3f} {sps:.1f} samples/s"
+                progress.update(task, completed=step, info=info)
+                if not console.is_terminal:
+                    console.print(f"step {step} stage {row['stage']} {info}")
+            if step % a.ckpt_every == 0 or step == a.steps:
+                _save(out, model, ema, opt, step, gen, world, rank)
+            if rank == 0 and ((a.val_every and step % a.val_every == 0) or step == a.steps):
+                metrics = {"step": step, **evaluate(ema, val_cache, a.val_shapes, device)}
+                log.write(json.dumps(metrics) + "\n")
+                log.flush()
+                console.print(
+                    f"val @ {step}: "
+                    + json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)})
+                )
+    # DDP must leave every rank with the same weights; record each rank's digest so a divergence is visible.
+    digests = [_weights_digest(model)]
+    if world > 1:
+        digests = [None] * world
+        dist.all_gather_object(digests, _weights_digest(model))
+    if log:
+        log.write(json.dumps({"step": step, "rank_weight_digests": digests}) + "\n")
+        log.close()
+    metrics["rank_weight_digests"] = digests
+    return metrics
+
+
+def _weights_digest(model: VAT) -> str:
+    h = hashlib.sha256()
+    for p in model.state_dict().values():
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _save(out: Path, model, ema, opt, step, gen, world, rank) -> None:
+    rng = [gen.get_state().tolist()]
+    if world > 1:
+        gathered = [None] * world
+        dist.all_gather_object(gathered, rng[0])  # each rank's noise generator, so resume is exact
+        rng = gathered
+    if rank != 0:
+        return
+    save_checkpoint(out / "last.safetensors", model, ema, meta={"step": step})
+    save_train_state(out / "last.state.safetensors", opt, {"step": step, "rng": rng})
+
+
+def parse_args(argv: list[str] | None = None) -> TrainArgs:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(TrainArgs):
+        if f.name == "extra":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            typ = {"int": int, "float": float, "str": str}[
+                f.type if isinstance(f.type, str) else f.type.__name__
+            ]
+            p.add_argument(flag, type=typ, default=f.default)
+    return TrainArgs(**vars(p.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        train(args)
+    except KeyboardInterrupt:
+        print("interrupted; resume with the same command", file=sys.stderr)
+        return 130
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Hyperparameters of the VAT tokenizer as one dataclass, plus the named configs we ship and test."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class VATConfig:
+    """Sizes of the Variational Tokenizer (arXiv 2412.02202, sections 3.2 and 6.2).
+
+    Saved in every checkpoint as JSON; its hash and the decoder weights form the model id in the bitstream.
+    """
+
+    name: str = "vat-s"  # a human-readable label, not part of any computation
+    # encoder
+    num_points: int = 2048  # surface points fed to the encoder (paper: 80k)
+    num_freqs: int = 8  # Fourier frequencies per coordinate in the point embedding
+    num_point_queries: int = 256  # learnable queries that cross-attend to the points (paper: 3072)
+    width: int = 128  # transformer channel width D (paper: 768)
+    heads: int = 4  # attention heads in every attention layer
+    enc_depth: int = 4  # self-attention layers over [latents ; point queries] (paper: 12)
+    num_latents: int = (
+        256  # K latent tokens kept after in-context compression; must be a square (paper: 1024)
+    )
+    # VVQ
+    latent_dim: int = 16  # C_q, channels of the Gaussian latent and of the codebook (paper: 16)
+    codebook_size: int = 4096  # entries of the single codebook shared by all scales (paper: 16384)
+    scales: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16)  # side of each scale's token grid
+    phi_kernel: int = 3  # kernel of VAR's residual conv Phi after upsampling
+    phi_ratio: float = 0.5  # blend of Phi's conv output with its input (VAR's quant_resi)
+    num_phi: int = 4  # partially shared Phi convs, chosen by scale position as in VAR
+    # decoder
+    dec_depth: int = 4  # self-attention layers over the triplane tokens (paper: 12)
+    plane_res: int = 8  # r: side of each plane's token grid before upsampling
+    plane_channels: int = 16  # channels of each mip level that the query MLP samples
+    mlp_hidden: int = 64  # hidden width of the occupancy MLP
+    # loss weights (paper section 6.3.2)
+    w_occ: float = 1.0  # BCE on the semi-continuous occupancy
+    w_vq: float = 0.2  # codebook + commitment MSE
+    w_kl: float = 1e-4  # KL of the Gaussian latent against N(0, I)
+    commit_beta: float = 0.25  # relative weight of the commitment part inside the VQ MSE
+    prefix_prob: float = 0.25  # chance a training sample decodes from a random scale prefix (progressive)
+    extra: dict = field(default_factory=dict, compare=False, hash=False)  # free-form notes, not hashed
+
+    def __post_init__(self):
+        side = math.isqrt(self.num_latents)
+        if side * side != self.num_latents:
+            raise ValueError(f"num_latents must be a square, got {self.num_latents}")
+        if self.scales[-1] != side or list(self.scales) != sorted(set(self.scales)):
+            raise ValueError(f"scales must increase and end at sqrt(num_latents)={side}: {self.scales}")
+        if self.width % self.heads:
+            raise ValueError("width must be divisible by heads")
+
+    @property
+    def grid(self) -> int:
+        """Side of the square latent grid."""
+        return self.scales[-1]
+
+    @property
+    def schedule(self) -> tuple[int, ...]:
+        """Token count per scale, as written in the bitstream."""
+        return tuple(s * s for s in self.scales)
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> VATConfig:
+        d = json.loads(text)
+        d["scales"] = tuple(d["scales"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.to_json().encode()).digest()
+
+
+CONFIGS: dict[str, VATConfig] = {
+    # Our default: sized for CPU training and CPU decoding (see README "Choosing vat-s").
+    "vat-s": VATConfig(),
+    # The paper's sizes: for users with GPUs.
+    "vat-l": VATConfig(
+        name="vat-l",
+        num_points=80_000,
+        num_freqs=8,
+        num_point_queries=3072,
+        width=768,
+        heads=12,
+        enc_depth=12,
+        num_latents=1024,
+        latent_dim=16,
+        codebook_size=16384,
+        scales=(1, 2, 3, 4, 5, 6, 8, 10, 13, 14, 24, 32),
+        dec_depth=12,
+        plane_res=32,
+        plane_channels=32,
+        mlp_hidden=128,
+    ),
+    # A few-second model for tests.
+    "vat-tiny": VATConfig(
+        name="vat-tiny",
+        num_points=512,
+        num_freqs=6,
+        num_point_queries=64,
+        width=64,
+        heads=4,
+        enc_depth=1,
+        num_latents=16,
+        latent_dim=8,
+        codebook_size=256,
+        scales=(1, 2, 3, 4),
+        dec_depth=1,
+        plane_res=8,
+        plane_channels=8,
+        mlp_hidden=32,
+    ),
+}
+
+
+def get_config(name: str, **overrides) -> VATConfig:
+    """A named config, optionally with some fields replaced."""
+    if name not in CONFIGS:
+        raise KeyError(f"unknown config {name!r}; known: {', '.join(CONFIGS)}")
+    return dataclasses.replace(CONFIGS[name], **overrides)

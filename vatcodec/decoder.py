@@ -1,0 +1,86 @@
+"""VAT triplane decoder: dequantized latent -> three mip-mapped feature planes -> occupancy logits (§3.2, §6.2)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import VATConfig
+from .layers import Block
+
+# Which two coordinates index each plane: XY, YZ, XZ.
+PLANE_AXES = ((0, 1), (1, 2), (0, 2))
+
+
+class UpBlock(nn.Module):
+    """Doubles a plane's resolution: nearest up-sampling then a 3x3 conv (avoids transposed-conv checkerboards)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+
+    def forward(self, x_NCHW: torch.Tensor) -> torch.Tensor:
+        return F.silu(self.conv(F.interpolate(x_NCHW, scale_factor=2.0, mode="nearest")))
+
+
+class TriplaneDecoder(nn.Module):
+    """Learnable triplane tokens cross-attend to the latent, self-attend, and become three mip levels per plane.
+
+    `planes(zhat)` runs once per shape (the heavy part); `query(planes, points)` is a small MLP on bilinear samples
+    and runs for as many points as marching cubes needs.
+    """
+
+    def __init__(self, cfg: VATConfig):
+        super().__init__()
+        D, r, Ct = cfg.width, cfg.plane_res, cfg.plane_channels
+        self.r = r
+        self.latent_in = nn.Linear(cfg.latent_dim, D)
+        self.latent_pos_KD = nn.Parameter(torch.randn(cfg.num_latents, D) * 0.02)
+        self.plane_tokens_TD = nn.Parameter(torch.randn(3 * r * r, D) * 0.02)
+        self.read = Block(D, cfg.heads, cross=True)
+        self.blocks = nn.ModuleList(Block(D, cfg.heads) for _ in range(cfg.dec_depth))
+        self.norm = nn.LayerNorm(D)
+        # Mip levels at r, 2r, 4r, each sampled by the MLP (paper: r, r/2, r/4 of the finest).
+        self.level0 = nn.Conv2d(D, 2 * Ct, 1)
+        self.up1 = UpBlock(2 * Ct, 2 * Ct)
+        self.up2 = UpBlock(2 * Ct, Ct)
+        self.head0 = nn.Conv2d(2 * Ct, Ct, 1)
+        self.head1 = nn.Conv2d(2 * Ct, Ct, 1)
+        self.mlp = nn.Sequential(
+            nn.Linear(3 * 3 * Ct, cfg.mlp_hidden),
+            nn.SiLU(),
+            nn.Linear(cfg.mlp_hidden, cfg.mlp_hidden),
+            nn.SiLU(),
+            nn.Linear(cfg.mlp_hidden, 1),
+        )
+
+    def planes(self, zhat_BKC: torch.Tensor) -> list[torch.Tensor]:
+        """Three mip levels, each (B * 3, Ct, res, res) with the planes XY, YZ, XZ stacked per shape."""
+        B = zhat_BKC.shape[0]
+        ctx_BKD = self.latent_in(zhat_BKC) + self.latent_pos_KD
+        x_BTD = self.read(self.plane_tokens_TD.expand(B, -1, -1), ctx_BKD)
+        for block in self.blocks:
+            x_BTD = block(x_BTD)
+        x_BTD = self.norm(x_BTD)
+        D = x_BTD.shape[-1]
+        x_NDrr = x_BTD.view(B * 3, self.r, self.r, D).permute(0, 3, 1, 2)  # (B * 3, D, r, r)
+        f0 = self.level0(x_NDrr)
+        f1 = self.up1(f0)
+        f2 = self.up2(f1)
+        return [self.head0(f0), self.head1(f1), f2]
+
+    def query(self, planes: list[torch.Tensor], points_BM3: torch.Tensor) -> torch.Tensor:
+        """Occupancy logits (B, M) at points in the unit cube [-0.5, 0.5]^3."""
+        B, M, _ = points_BM3.shape
+        # grid_sample wants coordinates in [-1, 1]; the cube's faces map to the planes' outer pixel edges.
+        uv_B3M2 = torch.stack([points_BM3[..., list(ax)] for ax in PLANE_AXES], dim=1) * 2.0
+        grid_N1M2 = uv_B3M2.reshape(B * 3, 1, M, 2)
+        feats = []
+        for level_NCrr in planes:
+            s_NC1M = F.grid_sample(
+                level_NCrr, grid_N1M2, mode="bilinear", padding_mode="border", align_corners=False
+            )
+            feats.append(s_NC1M.view(B, 3, -1, M))  # (B, 3, Ct, M)
+        feat_BMF = torch.cat(feats, dim=2).flatten(1, 2).transpose(1, 2)  # (B, M, 3 * 3 * Ct)
+        return self.mlp(feat_BMF).squeeze(-1)

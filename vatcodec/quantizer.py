@@ -1,0 +1,192 @@
+"""VVQ: multi-scale residual vector quantization of the Gaussian latent (paper section 3.2, Algorithm 1)."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from .config import VATConfig
+
+
+class Phi(nn.Module):
+    """VAR's residual convolution after upsampling: blends a 3x3 conv of the map with the map itself."""
+
+    def __init__(self, channels: int, kernel: int, ratio: float):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
+        self.ratio = ratio
+
+    def forward(self, h_BCHW: torch.Tensor) -> torch.Tensor:
+        return h_BCHW * (1.0 - self.ratio) + self.conv(h_BCHW) * self.ratio
+
+
+class MultiScaleVQ(nn.Module):
+    """Multi-scale residual VQ over a sqrt(K) x sqrt(K) latent grid with one shared codebook.
+
+    Scale s quantizes Down(Z_s) (area down-sampling to its side), and Z_{s+1} = Z_s - Up(x_s), where Up is bicubic
+    up-sampling followed by Phi. The dequantized latent of any prefix of n scales is sum_{s<n} Up(x_s), so every
+    prefix decodes (progressive bitstream).
+
+    Training-only: `quantize` (straight-through estimator, VQ losses, prefix sampling, dead-code restart).
+    Inference: `encode` (latent -> indices per scale) and `decode` (indices -> latent).
+    """
+
+    def __init__(self, cfg: VATConfig):
+        super().__init__()
+        self.scales = tuple(cfg.scales)
+        self.grid = cfg.grid
+        self.dim = cfg.latent_dim
+        self.beta = cfg.commit_beta
+        self.prefix_prob = cfg.prefix_prob
+        self.codebook = nn.Embedding(cfg.codebook_size, cfg.latent_dim)
+        nn.init.normal_(self.codebook.weight, std=0.5)
+        self.phis = nn.ModuleList(
+            Phi(cfg.latent_dim, cfg.phi_kernel, cfg.phi_ratio) for _ in range(cfg.num_phi)
+        )
+        # Steps since each code was last used, for restarting dead codes (training only, not saved).
+        self.register_buffer("code_age", torch.zeros(cfg.codebook_size), persistent=False)
+
+    # -- shared pieces -------------------------------------------------------------------------------
+    def _phi(self, si: int) -> Phi:
+        # VAR's partially shared Phi: pick a conv by the scale's relative position in the schedule.
+        last = max(len(self.scales) - 1, 1)
+        return self.phis[round(si / last * (len(self.phis) - 1))]
+
+    def up(self, si: int, code_BChw: torch.Tensor) -> torch.Tensor:
+        """Up(x_s): a scale's code map to the full latent grid."""
+        if code_BChw.shape[-1] != self.grid:
+            code_BChw = F.interpolate(code_BChw, size=(self.grid, self.grid), mode="bicubic")
+        return self._phi(si)(code_BChw)
+
+    def down(self, si: int, rest_BCHW: torch.Tensor) -> torch.Tensor:
+        """Down(Z_s): the residual at a scale's side, by area averaging."""
+        pn = self.scales[si]
+        if pn == self.grid:
+            return rest_BCHW
+        return F.interpolate(rest_BCHW, size=(pn, pn), mode="area")
+
+    def nearest(self, z_NC: torch.Tensor) -> torch.Tensor:
+        """Index of the nearest codebook entry (L2) for each row."""
+        book_VC = self.codebook.weight
+        dist_NV = (book_VC * book_VC).sum(1)[None, :] - 2.0 * z_NC @ book_VC.T
+        return dist_NV.argmin(dim=1)
+
+    def embed(self, idx_BL: torch.Tensor, pn: int) -> torch.Tensor:
+        B = idx_BL.shape[0]
+        return self.codebook(idx_BL).view(B, pn, pn, self.dim).permute(0, 3, 1, 2)  # (B, C, pn, pn)
+
+    def _to_grid(self, z_BKC: torch.Tensor) -> torch.Tensor:
+        B = z_BKC.shape[0]
+        return z_BKC.transpose(1, 2).reshape(B, self.dim, self.grid, self.grid)  # (B, C, H, W)
+
+    def _to_tokens(self, z_BCHW: torch.Tensor) -> torch.Tensor:
+        return z_BCHW.flatten(2).transpose(1, 2)  # (B, K, C)
+
+    # -- inference -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, z_BKC: torch.Tensor, num_scales: int | None = None) -> list[torch.Tensor]:
+        """Greedy residual quantization (Algorithm 1). Returns one (B, pn*pn) index tensor per scale."""
+        rest_BCHW = self._to_grid(z_BKC)
+        indices = []
+        for si, pn in enumerate(self.scales[:num_scales]):
+            down_BChw = self.down(si, rest_BCHW)
+            idx_BL = self.nearest(down_BChw.flatten(2).transpose(1, 2).reshape(-1, self.dim))
+            idx_BL = idx_BL.view(z_BKC.shape[0], pn * pn)
+            indices.append(idx_BL)
+            rest_BCHW = rest_BCHW - self.up(si, self.embed(idx_BL, pn))
+        return indices
+
+    def decode(self, indices: list[torch.Tensor]) -> torch.Tensor:
+        """Dequantized latent (B, K, C) from the indices of any prefix of the scales."""
+        if not 1 <= len(indices) <= len(self.scales):
+            raise ValueError(f"need 1..{len(self.scales)} scales, got {len(indices)}")
+        zhat_BCHW = 0.0
+        for si, idx_BL in enumerate(indices):
+            zhat_BCHW = zhat_BCHW + self.up(si, self.embed(idx_BL, self.scales[si]))
+        return self._to_tokens(zhat_BCHW)
+
+    # -- training ------------------------------------------------------------------------------------
+    def quantize(
+        self, z_BKC: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """Training pass: straight-through latent, VQ loss, indices, and the number of scales each sample kept.
+
+        With probability `prefix_prob` a sample's decoder input is a random prefix of the scales, so that the
+        decoder learns to reconstruct coarse shapes from partial bitstreams.
+        """
+        B = z_BKC.shape[0]
+        z_BCHW = self._to_grid(z_BKC)
+        z_nograd = z_BCHW.detach()
+        rest_BCHW = z_nograd.clone()
+        zhat_BCHW = torch.zeros_like(z_nograd)
+        prefixes, indices, loss_vq = [], [], 0.0
+        for si, pn in enumerate(self.scales):
+            down_BChw = self.down(si, rest_BCHW)
+            rows_NC = down_BChw.flatten(2).transpose(1, 2).reshape(-1, self.dim)
+            idx_BL = self.nearest(rows_NC.detach()).view(B, pn * pn)
+            indices.append(idx_BL)
+            h_BCHW = self.up(si, self.embed(idx_BL, pn))
+            zhat_BCHW = zhat_BCHW + h_BCHW
+            rest_BCHW = rest_BCHW - h_BCHW
+            prefixes.append(zhat_BCHW)
+            # Codebook term pulls the codes and Phi toward the latent; commitment pulls the latent to the codes.
+            loss_vq = loss_vq + F.mse_loss(zhat_BCHW, z_nograd)
+            loss_vq = loss_vq + self.beta * F.mse_loss(zhat_BCHW.detach(), z_BCHW)
+        loss_vq = loss_vq / len(self.scales)
+
+        S = len(self.scales)
+        keep_B = torch.full((B,), S, dtype=torch.long)
+        if self.prefix_prob > 0:
+            coin_B = torch.rand(B, generator=generator) < self.prefix_prob
+            rand_B = torch.randint(1, S + 1, (B,), generator=generator)
+            keep_B = torch.where(coin_B, rand_B, keep_B)
+        stacked_SBCHW = torch.stack(prefixes)
+        chosen_BCHW = stacked_SBCHW[keep_B.to(z_BKC.device) - 1, torch.arange(B)]
+        # Straight-through: the decoder sees the quantized prefix, gradients flow to the encoder's latent.
+        zhat_st_BCHW = z_BCHW + (chosen_BCHW - z_BCHW).detach()
+        if self.training:
+            self._age_codes(indices)
+        return {
+            "zhat": self._to_tokens(zhat_st_BCHW),
+            "loss_vq": loss_vq,
+            "indices": indices,
+            "keep": keep_B,
+        }
+
+    @torch.no_grad()
+    def _age_codes(self, indices: list[torch.Tensor]) -> None:
+        used_V = torch.zeros_like(self.code_age)
+        used_V.index_fill_(0, torch.cat([i.flatten() for i in indices]), 1.0)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(used_V)  # a code is alive if any rank used it, so ranks stay in sync
+        self.code_age.add_(1.0).mul_((used_V == 0).float())
+
+    @torch.no_grad()
+    def restart_dead_codes(
+        self, z_BKC: torch.Tensor, max_age: int, generator: torch.Generator | None = None
+    ) -> int:
+        """Training-only: re-seed codes unused for `max_age` steps with latent vectors of this batch.
+
+        Candidates are the residuals Down(Z_s) at every scale, so dead codes land where the data is. Rank 0's
+        choice is broadcast so that every DDP rank keeps an identical codebook. Returns how many were reset.
+        """
+        dead_D = (self.code_age >= max_age).nonzero().flatten()
+        if dead_D.numel() == 0:
+            return 0
+        rest_BCHW = self._to_grid(z_BKC.detach())
+        cands = []
+        for si, pn in enumerate(self.scales):
+            down_BChw = self.down(si, rest_BCHW)
+            cands.append(down_BChw.flatten(2).transpose(1, 2).reshape(-1, self.dim))
+            idx_BL = self.nearest(cands[-1]).view(z_BKC.shape[0], pn * pn)
+            rest_BCHW = rest_BCHW - self.up(si, self.embed(idx_BL, pn))
+        cand_NC = torch.cat(cands)
+        pick_D = torch.randint(0, cand_NC.shape[0], (dead_D.numel(),), generator=generator)
+        new_DC = cand_NC[pick_D.to(cand_NC.device)]
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast(new_DC, src=0)
+        self.codebook.weight.data[dead_D] = new_DC
+        self.code_age[dead_D] = 0
+        return int(dead_D.numel())
