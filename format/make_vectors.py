@@ -1,0 +1,218 @@
+"""Regenerate the .vat v1 conformance vectors in format/vectors/ (deterministically).
+
+Usage: python format/make_vectors.py [--check]
+Each vector is NAME.vat plus NAME.json: for a valid file the fields a reader must decode (indices
+included), for an invalid one the substring of the error our reader raises. Index values come
+from a fixed integer recurrence, not a seeded RNG, so they never depend on a numpy version. The
+zstd vector's bytes depend on the libzstd version; its decoded content does not.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import zstandard
+
+try:
+    from vatcodec import bitstream as bs
+except ImportError:  # running from a checkout without `pip install -e`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from vatcodec import bitstream as bs
+
+VECTOR_DIR = Path(__file__).resolve().parent / "vectors"
+PAPER_SCHEDULE = (1, 4, 9, 16, 25, 36, 64, 100, 169, 196, 576, 1024)
+MODEL_ID = bytes.fromhex("0123456789abcdef")
+
+
+def _sequence(count: int, modulus: int, seed: int) -> np.ndarray:
+    """Deterministic pseudo-random integers in [0, modulus) (64-bit LCG, high bits)."""
+    state, out = seed, []
+    for _ in range(count):
+        state = (state * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+        out.append((state >> 33) % modulus)
+    return np.array(out, dtype=np.int64)
+
+
+def _split(flat: np.ndarray, schedule: tuple[int, ...], present: int) -> list[np.ndarray]:
+    return list(np.split(flat, np.cumsum(schedule[: present - 1])))
+
+
+def _with_crc(body: bytes) -> bytes:
+    """Append a correct CRC so that a deliberately broken field is what the reader trips on."""
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def valid_vectors() -> dict[str, tuple[str, bs.VatFile]]:
+    """Name -> (description, VatFile) for every valid vector."""
+    paper_tokens = sum(PAPER_SCHEDULE)
+    skewed = _sequence(paper_tokens, 16384, 7)
+    skewed[_sequence(paper_tokens, 8, 8) != 0] %= 16  # 7/8 of tokens small: zstd has work to do
+    wide = _sequence(85, 1 << 16, 5)
+    wide[0], wide[-1] = 0, (1 << 16) - 1
+    return {
+        "min_1scale": (
+            "smallest useful file: one scale of one 1-bit token, identity transform",
+            bs.VatFile(MODEL_ID, 2, 1, (1,), [np.array([1])]),
+        ),
+        "paper_12scale_raw": (
+            "the paper's 12-scale schedule (2220 tokens), 16384-entry codebook, raw coder",
+            bs.VatFile(
+                MODEL_ID, 16384, 14, PAPER_SCHEDULE,
+                _split(_sequence(paper_tokens, 16384, 1), PAPER_SCHEDULE, 12),
+                center=(0.5, -0.25, 1.0), scale=2.0,
+            ),
+        ),
+        "paper_12scale_zstd": (
+            "paper schedule with low-entropy indices, zstd coder",
+            bs.VatFile(
+                MODEL_ID, 16384, 14, PAPER_SCHEDULE, _split(skewed, PAPER_SCHEDULE, 12),
+                center=(0.5, -0.25, 1.0), scale=2.0, coder="zstd",
+            ),
+        ),
+        "prefix_5of12": (
+            "only the first 5 of 12 scales present; codebook 1000 (not a power of two)",
+            bs.VatFile(
+                MODEL_ID, 1000, 10, PAPER_SCHEDULE,
+                _split(_sequence(55, 1000, 3), PAPER_SCHEDULE, 5),
+                center=(-12.5, 3.75, 100.0), scale=0.03125,
+            ),
+        ),
+        "extensions_minor3": (
+            "minor version 3 with flags, an F-score extension and an unknown extension tag",
+            bs.VatFile(
+                MODEL_ID, 256, 8, (1, 4, 9), _split(_sequence(14, 256, 4), (1, 4, 9), 3),
+                flags=0x80, version=(1, 3),
+                extensions={1: struct.pack("<f", 0.9375), 200: b"future field"},
+            ),
+        ),
+        "wide_16bit": (
+            "16-bit indices over a 65536-entry codebook, including 0 and 65535",
+            bs.VatFile(MODEL_ID, 1 << 16, 16, (1, 4, 16, 64), _split(wide, (1, 4, 16, 64), 4)),
+        ),
+    }  # fmt: skip
+
+
+def invalid_vectors(valid: dict[str, bytes]) -> dict[str, tuple[str, bytes, str]]:
+    """Name -> (description, bytes, expected error substring), derived from valid files."""
+    minimal, paper = valid["min_1scale"], valid["paper_12scale_raw"]
+    body = minimal[:-4]  # offsets below follow the SPEC table: varints start at byte 32
+    prefix = valid["prefix_5of12"]
+    payload_at = len(prefix) - 4 - (55 * 10 + 7) // 8
+    bomb = zstandard.ZstdCompressor(level=1).compress(bytes(10_000_000))
+    zstd_body = bytearray(body[:-1] + bomb)
+    zstd_body[14] = bs.CODERS["zstd"]
+    return {
+        "bad_magic": ("a PNG signature", b"\x89PNG\r\n\x1a\n" + bytes(40), "bad magic"),
+        "empty": ("zero bytes", b"", "empty input"),
+        "unsupported_major": (
+            "major version 7 with a valid CRC",
+            _with_crc(body[:3] + b"\x07" + body[4:]),
+            "unsupported .vat major version 7 (this reader supports 1)",
+        ),
+        "bad_crc": ("min_1scale with its last CRC byte flipped", minimal[:-1] + b"\x00", "CRC"),
+        "truncated_header": ("first 20 bytes of a file", paper[:20], "truncated"),
+        "truncated_payload": ("paper_12scale_raw cut in half", paper[: len(paper) // 2], "CRC"),
+        "trailing_bytes": (
+            "an extra payload byte, CRC recomputed",
+            _with_crc(body + b"\x00"),
+            "payload is 2 bytes",
+        ),
+        "unknown_coder": (
+            "coder id 9, CRC recomputed",
+            _with_crc(body[:14] + b"\x09" + body[15:]),
+            "unknown coder id 9",
+        ),
+        "index_out_of_range": (
+            "prefix_5of12 with its first index set to 1023 >= codebook size 1000",
+            _with_crc(
+                prefix[:payload_at]
+                + bytes([0xFF, prefix[payload_at + 1] | 0xC0])
+                + prefix[payload_at + 2 : -4]
+            ),
+            "index 1023 >= codebook size 1000",
+        ),
+        "huge_varint": (
+            "a token count varint claiming 2**60 tokens",
+            _with_crc(body[:34] + bs._encode_varint(1 << 60) + body[35:]),
+            "varint longer than 3 bytes",
+        ),
+        "nonminimal_varint": (
+            "codebook size 0 written as the two bytes 80 00",
+            _with_crc(body[:32] + b"\x80\x00" + body[33:]),
+            "non-minimal varint",
+        ),
+        "nonzero_padding": (
+            "min_1scale with a padding bit set after its single 1-bit index",
+            _with_crc(body[:-1] + bytes([body[-1] | 0x01])),
+            "non-zero padding",
+        ),
+        "extension_order": (
+            "extension tags 5 then 3",
+            _with_crc(body[:36] + b"\x02\x05\x00\x03\x00" + body[37:]),
+            "out of order",
+        ),
+        "zstd_bomb": (
+            "zstd payload declaring 10 MB of output for a 1-token schedule",
+            _with_crc(bytes(zstd_body)),
+            "zstd payload declares content size 10000000",
+        ),
+    }
+
+
+def _expected_fields(description: str, vat: bs.VatFile) -> dict:
+    return {
+        "valid": True,
+        "description": description,
+        "version": list(vat.version),
+        "flags": vat.flags,
+        "model_id": vat.model_id.hex(),
+        "codebook_size": vat.codebook_size,
+        "index_bits": vat.index_bits,
+        "coder": vat.coder,
+        "schedule": list(vat.schedule),
+        "num_scales": vat.num_scales,
+        "center": list(vat.center),
+        "scale": vat.scale,
+        "extensions": {str(k): v.hex() for k, v in sorted(vat.extensions.items())},
+        "indices": [a.tolist() for a in vat.indices],
+    }
+
+
+def build() -> dict[str, tuple[bytes, dict]]:
+    """Every vector as name -> (file bytes, expected JSON object)."""
+    out, valid_bytes = {}, {}
+    for name, (description, vat) in valid_vectors().items():
+        valid_bytes[name] = bs.pack(vat)
+        out[name] = (valid_bytes[name], _expected_fields(description, vat))
+    for name, (description, data, error) in invalid_vectors(valid_bytes).items():
+        out[name] = (data, {"valid": False, "description": description, "error": error})
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """Write the vectors, or with --check report any that differ from the files on disk."""
+    check = "--check" in argv
+    stale = []
+    VECTOR_DIR.mkdir(exist_ok=True)
+    for name, (data, expected) in build().items():
+        text = json.dumps(expected, indent=1) + "\n"
+        vat_path, json_path = VECTOR_DIR / f"{name}.vat", VECTOR_DIR / f"{name}.json"
+        if check:
+            same = vat_path.exists() and vat_path.read_bytes() == data
+            if not same or not json_path.exists() or json_path.read_text() != text:
+                stale.append(name)
+        else:
+            vat_path.write_bytes(data)
+            json_path.write_text(text)
+    if stale:
+        print("stale vectors: " + ", ".join(stale))
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
