@@ -147,3 +147,143 @@ def info(
     for name, value in _info_rows(fields):
         table.add_row(name, Text(value))  # Text: file content must never be parsed as markup
     console.print(table)
+
+
+# --- encode / decode ----------------------------------------------------------------------------
+
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", metavar="PATH", help="Checkpoint to use instead of the shipped default model."),
+]
+
+
+def _encode_one_file(mesh: str, output: str, options: dict) -> None:
+    from vatcodec.bitstream import header_info
+    from vatcodec.codec import encode
+    from vatcodec.fileio import atomic_write_bytes
+
+    data = encode(mesh, **options)
+    atomic_write_bytes(output, data)
+    if output != "-":  # stdout carries the file itself
+        info = header_info(data)
+        console.print(
+            Text(
+                f"{output}: {len(data)} bytes, {info['scales_present']} of {info['scales_total']} scales,"
+                f" {info['coder']}"
+            ),
+            soft_wrap=True,
+        )
+
+
+def _encode_batch(meshes: list[str], out_dir: str, jobs: int, options: dict) -> None:
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vatcodec.codec import encode_many
+
+    if out_dir == "-":
+        fail("several inputs need -o FOLDER, not stdout")
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        fail(f"-o {out_dir}: several inputs need a folder, and this is a file")
+    # Name clashes, bad options and an unusable model fail here, before the folder is created.
+    results = encode_many(meshes, folder, jobs=jobs, **options)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create folder {out_dir}: {exc.strerror or exc}")
+    err_console = Console(stderr=True)
+    columns = (TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    failed = 0
+    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("encode", total=len(meshes))
+        for result in results:
+            if not result.ok:
+                failed += 1
+                line = f"error: {result.source}: {result.error}"
+                if err_console.is_terminal:
+                    bar.console.print(Text(line), soft_wrap=True)
+                else:
+                    typer.echo(line, err=True)
+            bar.advance(task)
+    console.print(
+        Text(f"encoded {len(meshes) - failed} of {len(meshes)} files into {out_dir}"), soft_wrap=True
+    )
+    if failed:
+        raise typer.Exit(EXIT_USER_ERROR)
+
+
+@command("encode")
+def encode_cmd(
+    meshes: Annotated[
+        list[str], typer.Argument(metavar="MESH", help="Mesh files (.obj .ply .stl .off .glb .gltf).")
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="OUT",
+            help="The .vat file ('-' for stdout), or a folder for several inputs.",
+        ),
+    ],
+    scales: Annotated[
+        int | None, typer.Option("--scales", metavar="N", help="Keep only the first N (coarsest) scales.")
+    ] = None,
+    max_bytes: Annotated[
+        int | None,
+        typer.Option("--max-bytes", metavar="B", help="Keep the most scales whose file fits in B bytes."),
+    ] = None,
+    coder: Annotated[
+        str, typer.Option("--coder", metavar="auto|raw|zstd", help="Payload coder; auto picks the smaller.")
+    ] = "auto",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="J", help="Encode J files at once.")] = 1,
+    model: ModelOption = None,
+) -> None:
+    """Compress meshes into .vat files; the same input always gives the same bytes."""
+    from pathlib import Path
+
+    options = {"model": model, "scales": scales, "max_bytes": max_bytes, "coder": coder}
+    if len(meshes) == 1 and not Path(output).is_dir():
+        _encode_one_file(meshes[0], output, options)
+    else:
+        _encode_batch(meshes, output, jobs, options)
+
+
+@command("decode")
+def decode_cmd(
+    file: Annotated[str, typer.Argument(metavar="IN.vat", help="A .vat file; '-' reads stdin.")],
+    output: Annotated[
+        str,
+        typer.Option("--output", "-o", metavar="OUT", help="Output mesh: .obj, .ply, .stl, .glb or .off."),
+    ],
+    resolution: Annotated[
+        int, typer.Option("--resolution", "-r", metavar="R", help="Marching-cubes cells per axis.")
+    ] = 256,
+    scales: Annotated[
+        int | None, typer.Option("--scales", metavar="N", help="Decode only the first N scales (coarser).")
+    ] = None,
+    faces: Annotated[
+        int | None, typer.Option("--faces", metavar="F", help="Decimate the mesh to about F triangles.")
+    ] = None,
+    model: ModelOption = None,
+) -> None:
+    """Reconstruct a mesh from a .vat file, in its original position and size."""
+    from pathlib import Path
+
+    from vatcodec.codec import decode
+    from vatcodec.fileio import read_input_bytes
+    from vatcodec.mesh_io import SAVE_SUFFIXES, save_mesh
+
+    # Check the destination first: decoding takes seconds, and its result must not be thrown away.
+    target = Path(output)
+    if output == "-" or target.suffix.lower() not in SAVE_SUFFIXES:
+        fail(f"-o {output}: the output needs a mesh suffix ({' '.join(SAVE_SUFFIXES)})")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        fail(f"cannot write {output}: directory {parent} does not exist")
+    mesh = decode(read_input_bytes(file), model=model, scales=scales, resolution=resolution, faces=faces)
+    save_mesh(mesh, target)
+    console.print(Text(f"{output}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces"), soft_wrap=True)

@@ -1,0 +1,353 @@
+"""The codec's Python API: mesh -> .vat bytes (`encode`, `encode_many`) and .vat bytes -> mesh (`decode`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from vatcodec.bitstream import CODERS, VatFile, index_bits_for, pack, unpack
+from vatcodec.errors import BitstreamError, VatError
+
+if TYPE_CHECKING:
+    import trimesh
+
+    from vatcodec.tokenizer import VAT
+
+DEFAULT_MODEL_NAME = "vat-s.safetensors"
+CODER_CHOICES = ("auto", *CODERS)
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024  # 1024 keeps the final grid (and peak memory) near 5 GB
+
+
+def default_model_path() -> Path:
+    """Where the shipped default model lives inside the package."""
+    return Path(__file__).resolve().parent / "weights" / DEFAULT_MODEL_NAME
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int, size: int) -> VAT:
+    # mtime and size are in the key so a checkpoint rewritten in place is loaded again.
+    from vatcodec.checkpoint import load_model
+
+    return load_model(path)
+
+
+def get_model(path: str | os.PathLike | None = None) -> VAT:
+    """The model of a checkpoint (the shipped default when `path` is None), loaded once per process.
+
+    Raises:
+        VatError: the checkpoint is missing or unreadable.
+    """
+    if path is None:
+        path = default_model_path()
+        if not path.is_file():
+            raise VatError(f"the default model is missing ({path}); pass a checkpoint with --model PATH")
+    path = Path(path)
+    try:
+        st = path.resolve().stat()
+    except OSError:
+        raise VatError(f"model checkpoint not found: {path}") from None
+    return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def _resolve_model(model) -> VAT:
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return get_model(model)
+    if not hasattr(model, "cfg") or not callable(getattr(model, "encode", None)):
+        raise TypeError(f"model must be a VAT, a checkpoint path or None, got {type(model).__name__}")
+    return model
+
+
+def _model_id(model: VAT) -> bytes:
+    ident = getattr(model, "model_id", None)
+    if ident is None:  # a model built in memory rather than loaded: hash it as a checkpoint would
+        from vatcodec.checkpoint import model_id
+
+        ident = model_id(model)
+    return bytes(ident)
+
+
+# --- encode -----------------------------------------------------------------------------------------------------
+
+
+def _as_mesh(mesh_or_path) -> trimesh.Trimesh:
+    import trimesh
+
+    from vatcodec.mesh_io import load_mesh, validate_mesh
+
+    if isinstance(mesh_or_path, (str, os.PathLike)):
+        return load_mesh(mesh_or_path)
+    if isinstance(mesh_or_path, trimesh.Trimesh):
+        validate_mesh(mesh_or_path)
+        return mesh_or_path
+    raise TypeError(f"expected a mesh file path or a trimesh.Trimesh, got {type(mesh_or_path).__name__}")
+
+
+def _pack_smallest(vat: VatFile, coder: str) -> bytes:
+    if coder != "auto":
+        return pack(dataclasses.replace(vat, coder=coder))
+    # Ties go to raw: it needs no decompressor.
+    return min((pack(dataclasses.replace(vat, coder=c)) for c in ("raw", "zstd")), key=len)
+
+
+def _check_options(cfg, scales: int | None, max_bytes: int | None, coder: str) -> None:
+    if coder not in CODER_CHOICES:
+        raise VatError(f"unknown coder {coder!r} (choose from {', '.join(CODER_CHOICES)})")
+    total = len(cfg.schedule)
+    if scales is not None and not 1 <= scales <= total:
+        raise VatError(f"scales must be in 1..{total} for this model, got {scales}")
+    if max_bytes is not None and max_bytes < 1:
+        raise VatError(f"max bytes must be positive, got {max_bytes}")
+
+
+def encode(
+    mesh_or_path,
+    *,
+    model=None,
+    scales: int | None = None,
+    max_bytes: int | None = None,
+    coder: str = "auto",
+    seed: int = 0,
+) -> bytes:
+    """Compress a mesh into .vat bytes; the same input, model and options always give the same bytes.
+
+    Args:
+        mesh_or_path: a mesh file path or a `trimesh.Trimesh`.
+        model: a VAT, a checkpoint path, or None for the shipped default model.
+        scales: keep only this many leading scales (coarse to fine); None keeps all.
+        max_bytes: keep the largest prefix of scales whose whole file fits in this many bytes.
+        coder: payload coder: "raw", "zstd", or "auto" for the smaller of the two.
+        seed: seed of the surface sampling fed to the encoder (fixed so encoding is deterministic).
+
+    Raises:
+        MeshError: the mesh cannot be loaded or is invalid.
+        VatError: bad options, or `max_bytes` is below the size of a one-scale file.
+    """
+    from vatcodec.mesh_io import normalize_mesh
+    from vatcodec.sampling import sample_surface
+
+    net = _resolve_model(model)
+    cfg = net.cfg
+    _check_options(cfg, scales, max_bytes, coder)
+    unit, norm = normalize_mesh(_as_mesh(mesh_or_path))
+    points_N3, normals_N3 = sample_surface(unit, cfg.num_points, seed)
+    surface_1N6 = torch.from_numpy(np.concatenate([points_N3, normals_N3], axis=1).astype(np.float32))[None]
+    with torch.inference_mode():
+        indices = [t[0].numpy().astype(np.int64) for t in net.encode(surface_1N6)]  # per scale (L_s,)
+    base = VatFile(
+        model_id=_model_id(net),
+        codebook_size=cfg.codebook_size,
+        index_bits=index_bits_for(cfg.codebook_size),
+        schedule=tuple(cfg.schedule),
+        indices=indices,
+        center=norm.center,
+        scale=norm.scale,
+    )
+    keep = scales or len(cfg.schedule)
+    for n in range(keep, 0, -1):
+        data = _pack_smallest(dataclasses.replace(base, indices=indices[:n]), coder)
+        if max_bytes is None or len(data) <= max_bytes:
+            return data
+    raise VatError(f"cannot fit in {max_bytes} bytes: the smallest file (1 scale) takes {len(data)} bytes")
+
+
+# --- decode -----------------------------------------------------------------------------------------------------
+
+
+def _check_file_matches(vat: VatFile, net: VAT) -> None:
+    ours = _model_id(net)
+    if bytes(vat.model_id) != ours:
+        raise VatError(
+            f"model id mismatch: the file was encoded with model {bytes(vat.model_id).hex()},"
+            f" the loaded model is {ours.hex()}; pass the matching checkpoint with --model"
+        )
+    cfg = net.cfg
+    if vat.codebook_size != cfg.codebook_size or tuple(vat.schedule) != tuple(cfg.schedule):
+        raise BitstreamError(
+            f"file declares codebook {vat.codebook_size} and schedule {list(vat.schedule)}, but its model"
+            f" {ours.hex()} has codebook {cfg.codebook_size} and schedule {list(cfg.schedule)}"
+        )
+
+
+def _decimate(vertices_N3: np.ndarray, faces_F3: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(faces_F3) <= target:
+        return vertices_N3, faces_F3
+    try:
+        import fast_simplification
+    except ImportError:
+        raise VatError(
+            "--faces needs the fast-simplification package: pip install fast-simplification"
+        ) from None
+    # The simplifier can stop short of its target; asking for fewer sometimes gets there. Where no collapse
+    # is left that it accepts (e.g. flat boxes), the result stays above the target.
+    ask, best = target, None
+    for _ in range(3):
+        v_N3, f_F3 = fast_simplification.simplify(vertices_N3, faces_F3.astype(np.int32), target_count=ask)
+        if best is not None and len(f_F3) >= len(best[1]):
+            break
+        best = (v_N3, f_F3)
+        if len(f_F3) <= target:
+            break
+        ask = max(1, ask * target // len(f_F3) - 1)
+    return np.asarray(best[0], dtype=np.float64), np.asarray(best[1], dtype=np.int64)
+
+
+def decode(
+    data: bytes,
+    *,
+    model=None,
+    scales: int | None = None,
+    resolution: int = 256,
+    faces: int | None = None,
+) -> trimesh.Trimesh:
+    """Reconstruct a mesh from .vat bytes, in the original position and size.
+
+    Args:
+        data: the bytes of a .vat file.
+        model: the VAT that wrote the file, a checkpoint path, or None for the shipped default model.
+        scales: decode only this many leading scales (a coarser shape); at most the scales present.
+        resolution: marching-cubes cells per axis over the shape's bounding cube.
+        faces: decimate the output to this many triangles (quadric edge collapse); the simplifier may stop
+            above it on shapes it cannot reduce further.
+
+    Raises:
+        BitstreamError: the bytes are not a valid .vat file.
+        VatError: the file was written by another model, bad options, or the decoded shape is empty.
+    """
+    import trimesh
+
+    from vatcodec.extract import extract_mesh
+    from vatcodec.mesh_io import Normalization
+
+    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+        raise VatError(f"resolution must be in {MIN_RESOLUTION}..{MAX_RESOLUTION}, got {resolution}")
+    if scales is not None and scales < 1:
+        raise VatError(f"scales must be >= 1, got {scales}")
+    if faces is not None and faces < 4:
+        raise VatError(f"faces must be >= 4, got {faces}")
+    vat = unpack(data)
+    net = _resolve_model(model)
+    _check_file_matches(vat, net)
+    n = min(scales or vat.num_scales, vat.num_scales)
+    indices = [torch.from_numpy(np.asarray(a, dtype=np.int64))[None] for a in vat.indices[:n]]  # (1, L_s)
+    with torch.inference_mode():
+        field = net.decode(indices)
+    vertices_N3, faces_F3 = extract_mesh(field, resolution=resolution)
+    if len(faces_F3) == 0:
+        raise VatError("the decoded shape is empty: its occupancy field has no surface in the unit cube")
+    vertices_N3 = Normalization(center=tuple(vat.center), scale=vat.scale).from_unit(vertices_N3)
+    if faces is not None:
+        vertices_N3, faces_F3 = _decimate(vertices_N3, faces_F3, faces)
+    return trimesh.Trimesh(vertices=vertices_N3, faces=faces_F3, process=False)
+
+
+# --- batches ----------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodeResult:
+    """Outcome of one file of a batch: the output written, or the one-line reason it failed."""
+
+    source: str
+    output: str | None = None
+    nbytes: int = 0
+    scales: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def batch_outputs(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike) -> list[Path]:
+    """`out_dir/<stem>.vat` per input; refuses two inputs that would write the same file.
+
+    Raises:
+        VatError: two inputs share a file name stem.
+    """
+    outputs, seen = [], {}
+    for p in paths:
+        out = Path(out_dir) / (Path(p).stem + ".vat")
+        if out in seen:
+            raise VatError(f"{seen[out]} and {p} would both be written to {out}; rename one of them")
+        seen[out] = p
+        outputs.append(out)
+    return outputs
+
+
+def _encode_one(src: str, dst: str, model, options: dict) -> EncodeResult:
+    from vatcodec.bitstream import header_info
+    from vatcodec.fileio import atomic_write_bytes
+
+    try:
+        data = encode(src, model=model, **options)
+        atomic_write_bytes(dst, data)
+    except VatError as exc:
+        return EncodeResult(source=src, error=" ".join(str(exc).split()))
+    return EncodeResult(source=src, output=dst, nbytes=len(data), scales=header_info(data)["scales_present"])
+
+
+_worker_model = None
+
+
+def _worker_init(model, jobs: int) -> None:
+    global _worker_model
+    # Share the cores among the workers instead of each one taking all of them.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    _worker_model = _resolve_model(model)
+
+
+def _worker_encode(src: str, dst: str, options: dict) -> EncodeResult:
+    return _encode_one(src, dst, _worker_model, options)
+
+
+def encode_many(
+    paths: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    jobs: int = 1,
+    model=None,
+    **options,
+) -> Iterator[EncodeResult]:
+    """Encode several meshes into `out_dir/<stem>.vat`, yielding one result per file as each finishes.
+
+    A file that fails is reported in its result and skipped; the others are still written. `options` are
+    `encode`'s keyword arguments (scales, max_bytes, coder, seed). Everything that would fail every file is
+    checked here, before the first file is touched.
+
+    Raises:
+        VatError: bad options, the model cannot be loaded, or two inputs would write the same output.
+    """
+    srcs = [str(p) for p in paths]
+    dsts = [str(d) for d in batch_outputs(srcs, out_dir)]
+    if jobs < 1:
+        raise VatError(f"jobs must be >= 1, got {jobs}")
+    net = _resolve_model(model)
+    _check_options(net.cfg, options.get("scales"), options.get("max_bytes"), options.get("coder", "auto"))
+    if jobs == 1 or len(srcs) <= 1:
+        return (_encode_one(src, dst, net, options) for src, dst in zip(srcs, dsts, strict=True))
+    # Workers load the checkpoint by path when there is one, else get the model pickled.
+    spec = model if model is None or isinstance(model, (str, os.PathLike)) else net
+    return _encode_parallel(srcs, dsts, spec, min(jobs, len(srcs)), options)
+
+
+def _encode_parallel(
+    srcs: list[str], dsts: list[str], spec, workers: int, options: dict
+) -> Iterator[EncodeResult]:
+    import multiprocessing
+
+    # "spawn": forking after torch has started its thread pool can deadlock.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(spec, workers)
+    ) as pool:
+        futures = [pool.submit(_worker_encode, s, d, options) for s, d in zip(srcs, dsts, strict=True)]
+        for fut in as_completed(futures):
+            yield fut.result()

@@ -1,0 +1,267 @@
+"""Occupancy field -> triangle mesh: coarse-to-fine evaluation near the surface, then marching cubes.
+
+A dense 256^3 grid is 17 M network queries; almost all of them are far from the surface, where the sign is
+already known from a coarser grid. `occupancy_grid` evaluates a coarse grid densely, then at each finer level
+only the points of cells near the surface (sign changes, dilated by a margin so thin parts are kept), and
+fills everything else from the coarser level. After each level a closure pass evaluates every remaining
+corner of a sign-change cell, so the mesh equals the one from dense evaluation wherever the coarse grid saw
+the surface, and thin parts that touch it are followed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import mcubes
+import numpy as np
+import torch
+from scipy import ndimage
+
+Field = Callable[[torch.Tensor], torch.Tensor]  # points (1, M, 3) in the unit cube -> logits (1, M)
+
+DEFAULT_PADDING = 0.02  # the grid spans [-0.5 - p, 0.5 + p]: shapes touching the unit cube stay closed
+DEFAULT_BATCH = 131_072  # points per field call: bounds the decoder's activation memory
+_CUBE = np.ones((3, 3, 3), dtype=bool)  # dilation reaches the 26 neighbours, diagonal ones included
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A regular grid of `resolution` cells per axis over [-0.5 - padding, 0.5 + padding]^3."""
+
+    resolution: int
+    padding: float = DEFAULT_PADDING
+
+    @property
+    def lo(self) -> float:
+        return -0.5 - self.padding
+
+    @property
+    def spacing(self) -> float:
+        return (1.0 + 2.0 * self.padding) / self.resolution
+
+    def points(self, idx_M3: np.ndarray) -> np.ndarray:
+        """Unit-cube coordinates (M, 3) float32 of integer grid indices (M, 3) of the finest level."""
+        return (self.lo + idx_M3.astype(np.float64) * self.spacing).astype(np.float32)
+
+
+@dataclass
+class ExtractStats:
+    """What an extraction cost: points sent to the field (per level, then the closure pass) and their time."""
+
+    evaluated: int = 0
+    per_level: list[int] | None = None
+    closure_rounds: int = 0
+    field_seconds: float = 0.0
+
+
+class _Evaluator:
+    """Evaluates the field at integer indices of the finest grid, in batches, counting points."""
+
+    def __init__(self, field: Field, spec: GridSpec, batch: int, stats: ExtractStats):
+        self.field, self.spec, self.batch, self.stats = field, spec, batch, stats
+
+    def __call__(self, idx_M3: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        out_M = np.empty(len(idx_M3), dtype=np.float32)
+        with torch.inference_mode():
+            for i in range(0, len(idx_M3), self.batch):
+                pts_1M3 = torch.from_numpy(self.spec.points(idx_M3[i : i + self.batch]))[None]
+                out_M[i : i + self.batch] = self.field(pts_1M3)[0].float().numpy()
+        self.stats.evaluated += len(idx_M3)
+        self.stats.field_seconds += time.perf_counter() - start
+        return out_M
+
+
+def _pairwise(a: np.ndarray, op) -> np.ndarray:
+    """`op` of each 2x2x2 block of a point grid n^3 -> one value per cell (n-1)^3, separably."""
+    a = op(a[:-1], a[1:])
+    a = op(a[:, :-1], a[:, 1:])
+    return op(a[:, :, :-1], a[:, :, 1:])
+
+
+def _sign_change_cells(inside: np.ndarray) -> np.ndarray:
+    """Cells (n-1)^3 of a point grid n^3 whose 8 corners are not all on the same side."""
+    return _pairwise(inside, np.logical_or) & ~_pairwise(inside, np.logical_and)
+
+
+def _cell_corners(cells: np.ndarray) -> np.ndarray:
+    """Point mask (n+1)^3 of every corner of the marked cells n^3."""
+    for axis in range(3):
+        shape = list(cells.shape)
+        shape[axis] += 1
+        pts = np.zeros(shape, dtype=bool)
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+        pts[tuple(lo)] = cells
+        pts[tuple(hi)] |= cells
+        cells = pts
+    return cells
+
+
+def _upsample2(values: np.ndarray) -> np.ndarray:
+    """Point grid n^3 -> (2n-1)^3; old points keep their values, new ones copy a coarse neighbour.
+
+    New points off the surface cells lie in (or on) a coarse cell whose corners share one sign, so any
+    corner's value gives the right side; points that need a true value are evaluated afterwards.
+    """
+    n = values.shape[0]
+    return np.ascontiguousarray(
+        values.repeat(2, 0).repeat(2, 1).repeat(2, 2)[: 2 * n - 1, : 2 * n - 1, : 2 * n - 1]
+    )
+
+
+def _levels(resolution: int, coarse: int) -> tuple[int, int]:
+    """(coarse cells c, refinements k) with c * 2^k >= resolution and c about `coarse`."""
+    k = max(0, math.floor(math.log2(resolution / coarse))) if resolution > coarse else 0
+    return math.ceil(resolution / 2**k), k
+
+
+def dense_grid(
+    field: Field,
+    resolution: int,
+    level: float = 0.0,
+    padding: float = DEFAULT_PADDING,
+    batch: int = DEFAULT_BATCH,
+) -> tuple[np.ndarray, ExtractStats]:
+    """Field values at every point of the grid, (R+1)^3 float32: the reference that the hierarchy matches.
+
+    Returns:
+        (values, stats); values are closed at the grid boundary like `occupancy_grid`'s.
+    """
+    spec, stats = GridSpec(resolution, padding), ExtractStats()
+    n = resolution + 1
+    idx_M3 = np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)  # (n^3, 3)
+    values = _Evaluator(field, spec, batch, stats)(idx_M3).reshape(n, n, n)
+    stats.per_level = [stats.evaluated]
+    _close_boundary(values, np.ones(values.shape, dtype=bool), level)
+    return values, stats
+
+
+def _close_boundary(values: np.ndarray, exact: np.ndarray, level: float) -> None:
+    """Set the outermost layer to outside, so a shape cut by the grid's box still gives a closed mesh.
+
+    The layer lies in the padding beyond the unit cube, where a shape has nothing, so it is not evaluated.
+    """
+    for axis in range(3):
+        for end in (0, -1):
+            face = [slice(None)] * 3
+            face[axis] = end
+            values[tuple(face)] = level - 1.0
+            exact[tuple(face)] = True
+
+
+def occupancy_grid(
+    field: Field,
+    resolution: int = 256,
+    level: float = 0.0,
+    coarse: int = 32,
+    margin: int = 1,
+    padding: float = DEFAULT_PADDING,
+    batch: int = DEFAULT_BATCH,
+) -> tuple[np.ndarray, ExtractStats]:
+    """Field values on the (R+1)^3 grid, exact near the surface and filled from coarser levels elsewhere.
+
+    Args:
+        field: callable on points (1, M, 3) in the unit cube returning logits (1, M), > level inside.
+        resolution: cells per axis of the final grid R.
+        level: iso-value of the surface.
+        coarse: cells per axis of the first, densely evaluated level (rounded so levels nest).
+        margin: dilation in cells of each level's sign-change cells before refining them (all but the last).
+        padding: how far the grid reaches beyond the unit cube on each side.
+        batch: points per field call.
+
+    Returns:
+        (values (R+1, R+1, R+1) float32, stats).
+    """
+    if resolution < 2:
+        raise ValueError(f"resolution must be >= 2, got {resolution}")
+    spec, stats = GridSpec(resolution, padding), ExtractStats(per_level=[])
+    evaluate = _Evaluator(field, spec, batch, stats)
+    # The levels nest on a virtual grid of c * 2^k >= R cells with the final spacing; it is cropped to R
+    # at the end, so any R works, not only c * 2^k.
+    cells, k = _levels(resolution, coarse)
+    n = cells + 1
+    idx_M3 = np.stack(np.meshgrid(*[np.arange(n) * 2**k] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    values = evaluate(idx_M3).reshape(n, n, n)  # (c+1)^3, all exact
+    exact = np.ones_like(values, dtype=bool)
+    stats.per_level.append(stats.evaluated)
+    for lvl in range(1, k + 1):
+        before = stats.evaluated
+        near = _sign_change_cells(values > level)
+        # The last refinement takes no margin: the closure pass below follows the surface from there,
+        # which gives the same mesh with about 40% fewer queries.
+        if margin > 0 and lvl < k and near.any():
+            near = ndimage.binary_dilation(near, structure=_CUBE, iterations=margin)
+        # Each coarse cell becomes 2x2x2 fine cells; evaluate every fine corner of the cells near the surface.
+        fine_cells = near.repeat(2, 0).repeat(2, 1).repeat(2, 2)
+        values = _upsample2(values)
+        grown = np.zeros(values.shape, dtype=bool)
+        grown[::2, ::2, ::2] = exact
+        exact = grown
+        todo = _cell_corners(fine_cells) & ~exact
+        step = 2 ** (k - lvl)
+        idx = np.argwhere(todo)
+        values[todo] = evaluate(idx * step)
+        exact |= todo
+        _close_exact(values, exact, level, evaluate, step, stats)
+        stats.per_level.append(stats.evaluated - before)
+    r1 = resolution + 1
+    values = np.ascontiguousarray(values[:r1, :r1, :r1])
+    exact = np.ascontiguousarray(exact[:r1, :r1, :r1])
+    before = stats.evaluated
+    _close_boundary(values, exact, level)
+    _close_exact(values, exact, level, evaluate, 1, stats)
+    stats.per_level.append(stats.evaluated - before)
+    return values, stats
+
+
+def _close_exact(values, exact, level, evaluate: _Evaluator, step: int, stats: ExtractStats) -> None:
+    """Evaluate the interpolated corners of sign-change cells until there are none.
+
+    Marching cubes reads every corner of those cells. Repeating also follows a thin part that the coarse
+    grid missed but that touches the evaluated region (a chair leg under a detected seat) along its length.
+    """
+    while True:
+        todo = _cell_corners(_sign_change_cells(values > level)) & ~exact
+        if not todo.any():
+            return
+        stats.closure_rounds += 1
+        values[todo] = evaluate(np.argwhere(todo) * step)
+        exact |= todo
+
+
+def grid_to_mesh(values: np.ndarray, spec: GridSpec, level: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes on a point grid; returns vertices (N, 3) in the unit cube and faces (F, 3) int64."""
+    inside = values >= level
+    # Marching cubes scans every cell; only the box around the inside points (plus one) can hold surface.
+    spans = [np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    if any(len(s) == 0 for s in spans):
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+    lo = [max(int(s[0]) - 1, 0) for s in spans]
+    hi = [min(int(s[-1]) + 2, n) for s, n in zip(spans, values.shape, strict=True)]
+    box = values[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    verts_N3, faces_F3 = mcubes.marching_cubes(np.ascontiguousarray(box), float(level))
+    verts_N3 = spec.lo + (verts_N3 + np.asarray(lo)) * spec.spacing
+    return verts_N3, faces_F3.astype(np.int64)
+
+
+def extract_mesh(
+    field: Field,
+    resolution: int = 256,
+    level: float = 0.0,
+    coarse: int = 32,
+    margin: int = 1,
+    padding: float = DEFAULT_PADDING,
+    batch: int = DEFAULT_BATCH,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mesh of the surface {field = level} in the unit cube, evaluated coarse-to-fine (see `occupancy_grid`).
+
+    Returns:
+        (vertices (N, 3) float64 in unit-cube coordinates, faces (F, 3) int64, outward-facing).
+    """
+    values, _ = occupancy_grid(field, resolution, level, coarse, margin, padding, batch)
+    return grid_to_mesh(values, GridSpec(resolution, padding), level)

@@ -1,0 +1,198 @@
+"""Load, validate, normalize and save triangle meshes: the codec's only door to mesh files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from vatcodec.errors import MeshError
+
+SUPPORTED_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
+SAVE_SUFFIXES = (".obj", ".ply", ".stl", ".glb", ".off")
+
+# Formats that are plain text: binary garbage in them is a parse failure, even though trimesh's
+# OBJ reader silently returns an empty scene for it.
+_TEXT_SUFFIXES = (".obj", ".off")
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Affine map between a mesh's original frame and the unit cube.
+
+    Attributes:
+        center: Centre of the original axis-aligned bounding box.
+        scale: Longest side of the original bounding box.
+    """
+
+    center: tuple[float, float, float]
+    scale: float
+
+    def to_unit(self, v_N3: np.ndarray) -> np.ndarray:
+        """Maps original coordinates into the unit cube (bbox centred at 0, longest side 1)."""
+        return (np.asarray(v_N3, dtype=np.float64) - np.asarray(self.center)) / self.scale
+
+    def from_unit(self, v_N3: np.ndarray) -> np.ndarray:
+        """Maps unit-cube coordinates back into the original frame."""
+        return np.asarray(v_N3, dtype=np.float64) * self.scale + np.asarray(self.center)
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise MeshError(f"mesh file not found: {path}")
+    if path.is_dir():
+        raise MeshError(f"mesh path is a directory, not a file: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        supported = " ".join(SUPPORTED_SUFFIXES)
+        raise MeshError(f"unknown mesh format '{path.suffix}' for {path} (supported: {supported})")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+    except OSError as e:
+        raise MeshError(f"cannot read mesh file {path}: {e.strerror or e}") from None
+    if suffix in _TEXT_SUFFIXES and _looks_binary(head):
+        raise MeshError(f"cannot parse {path}: binary data in a text {suffix} file")
+
+
+def _looks_binary(head: bytes) -> bool:
+    """True for data that cannot be a text mesh (NUL or many control bytes); encoding-agnostic."""
+    if not head:
+        return False
+    control = sum(head.count(bytes([c])) for c in (*range(0, 9), *range(14, 32)))
+    return b"\x00" in head or control > 0.01 * len(head)
+
+
+def _scene_parts(scene: trimesh.Scene, path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Returns (vertices, faces) of every triangle geometry instance, in world coordinates."""
+    parts = []
+    for node in scene.graph.nodes_geometry:
+        transform, geom_name = scene.graph[node]
+        geom = scene.geometry.get(geom_name)
+        faces = getattr(geom, "faces", None)
+        if not isinstance(geom, trimesh.Trimesh) or faces is None or len(faces) == 0:
+            continue
+        v_N3 = np.asarray(geom.vertices, dtype=np.float64)
+        f_F3 = np.asarray(faces, dtype=np.int64)
+        # Check indices per part: after offsetting for concatenation, an out-of-range index
+        # would silently point into the next part.
+        if f_F3.min() < 0 or f_F3.max() >= len(v_N3):
+            raise MeshError(
+                f"mesh in {path} has face indices out of range "
+                f"[{int(f_F3.min())}, {int(f_F3.max())}] for {len(v_N3)} vertices"
+            )
+        if not np.allclose(transform, np.eye(4)):
+            v_N3 = trimesh.transform_points(v_N3, transform)
+        parts.append((v_N3, f_F3))
+    return parts
+
+
+def load_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
+    """Loads a mesh file and flattens all its parts into one validated triangle mesh.
+
+    Materials and textures are skipped (geometry only), so missing texture files are harmless.
+    The raw data is kept as stored (``process=False``) so that validation sees it.
+
+    Raises:
+        MeshError: the file is missing, unreadable, of unknown format, or fails validation.
+    """
+    path = Path(path)
+    _check_readable(path)
+    try:
+        # Bad coordinates make trimesh's normal computation warn; validation reports them instead.
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            scene = trimesh.load_scene(str(path), process=False, skip_materials=True)
+    except Exception as e:  # noqa: BLE001 - trimesh raises anything on malformed input
+        detail = " ".join(str(e).split()) or type(e).__name__
+        raise MeshError(f"cannot parse {path}: {detail[:200]}") from None
+    parts = _scene_parts(scene, path)
+    if not parts:
+        raise MeshError(f"mesh file {path} contains no triangle faces")
+    offsets = np.cumsum([0] + [len(v) for v, _ in parts[:-1]])
+    vertices_N3 = np.concatenate([v for v, _ in parts], axis=0)
+    faces_F3 = np.concatenate([f + o for (_, f), o in zip(parts, offsets, strict=True)], axis=0)
+    mesh = trimesh.Trimesh(vertices=vertices_N3, faces=faces_F3, process=False, validate=False)
+    validate_mesh(mesh, source=str(path))
+    return mesh
+
+
+def validate_mesh(mesh: trimesh.Trimesh, source: str = "mesh") -> None:
+    """Checks that a mesh is usable geometry; raises MeshError with the first problem found.
+
+    A flat mesh (zero extent along one axis but positive area) is valid; only a mesh whose
+    longest bounding-box side is zero has "zero extent".
+    """
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    faces = np.asarray(mesh.faces)
+    if faces.ndim != 2 or len(faces) == 0:
+        raise MeshError(f"{source} has no faces")
+    if faces.shape[1] != 3:
+        raise MeshError(f"{source} faces have {faces.shape[1]} corners, expected triangles")
+    if len(vertices) == 0:
+        raise MeshError(f"{source} has faces but no vertices")
+    if not np.isfinite(vertices).all():
+        bad = int((~np.isfinite(vertices).all(axis=1)).sum())
+        raise MeshError(f"{source} has {bad} vertices with NaN or infinite coordinates")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise MeshError(
+            f"{source} has face indices out of range [{int(faces.min())}, {int(faces.max())}] "
+            f"for {len(vertices)} vertices"
+        )
+    used = vertices[np.unique(faces)]
+    extent = float((used.max(axis=0) - used.min(axis=0)).max())
+    if extent <= 0.0:
+        raise MeshError(f"{source} has zero extent (all vertices coincide)")
+    tri_F33 = vertices[faces]
+    area = (
+        0.5
+        * np.linalg.norm(np.cross(tri_F33[:, 1] - tri_F33[:, 0], tri_F33[:, 2] - tri_F33[:, 0]), axis=1).sum()
+    )
+    if not area > 0.0:
+        raise MeshError(f"{source} has zero total surface area (only degenerate faces)")
+
+
+def normalize_mesh(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, Normalization]:
+    """Centres the bounding box at the origin and scales its longest side to 1.
+
+    Only vertices referenced by faces define the box, so stray unused vertices cannot shrink
+    the shape.
+    """
+    validate_mesh(mesh)
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    used = vertices[np.unique(mesh.faces)]
+    lo, hi = used.min(axis=0), used.max(axis=0)
+    norm = Normalization(center=tuple(float(c) for c in (lo + hi) / 2), scale=float((hi - lo).max()))
+    unit = trimesh.Trimesh(vertices=norm.to_unit(vertices), faces=np.asarray(mesh.faces), process=False)
+    return unit, norm
+
+
+def save_mesh(mesh: trimesh.Trimesh, path: str | os.PathLike) -> None:
+    """Writes a mesh in the format given by the suffix, atomically (temp file + rename).
+
+    Raises:
+        MeshError: unsupported suffix or the destination cannot be written.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SAVE_SUFFIXES:
+        raise MeshError(f"cannot save mesh as '{path.suffix}' (supported: {' '.join(SAVE_SUFFIXES)})")
+    out = trimesh.Trimesh(vertices=np.asarray(mesh.vertices), faces=np.asarray(mesh.faces), process=False)
+    data = out.export(file_type=suffix[1:])
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise MeshError(f"cannot write mesh to {path}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise MeshError(f"cannot write mesh to {path}: {e.strerror or e}") from None
