@@ -207,7 +207,7 @@ def test_save_unknown_suffix(tmp_path):
 
 
 def test_save_into_missing_directory(tmp_path):
-    with pytest.raises(MeshError, match="cannot write"):
+    with pytest.raises(VatError, match="cannot write .*does not exist"):
         save_mesh(trimesh.creation.box(), tmp_path / "nowhere" / "box.obj")
 
 

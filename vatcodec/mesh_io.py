@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import trimesh
 
 from vatcodec.errors import MeshError
+from vatcodec.fileio import atomic_write_bytes
 
 SUPPORTED_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 SAVE_SUFFIXES = (".obj", ".ply", ".stl", ".glb", ".off")
@@ -174,7 +174,8 @@ def save_mesh(mesh: trimesh.Trimesh, path: str | os.PathLike) -> None:
     """Writes a mesh in the format given by the suffix, atomically (temp file + rename).
 
     Raises:
-        MeshError: unsupported suffix or the destination cannot be written.
+        MeshError: unsupported suffix.
+        VatError: the destination cannot be written.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -184,15 +185,4 @@ def save_mesh(mesh: trimesh.Trimesh, path: str | os.PathLike) -> None:
     data = out.export(file_type=suffix[1:])
     if isinstance(data, str):
         data = data.encode("utf-8")
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise MeshError(f"cannot write mesh to {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise MeshError(f"cannot write mesh to {path}: {e.strerror or e}") from None
+    atomic_write_bytes(path, data)  # temp file + rename, keeps normal file permissions
