@@ -82,6 +82,6 @@ def test_dead_codes_are_reseeded_from_data(vq):
     z = torch.randn(4, 64, vq.dim) * 3.0 + 10.0  # far from the initial codebook
     vq.quantize(z)
     vq.code_age.fill_(50)
-    n = vq.restart_dead_codes(z, max_age=10, generator=torch.Generator().manual_seed(0))
-    assert n == vq.codebook.num_embeddings
+    rows, new = vq.restart_dead_codes(z, max_age=10, generator=torch.Generator().manual_seed(0))
+    assert len(rows) == len(new) == vq.codebook.num_embeddings
     assert vq.codebook.weight.mean().item() > 5.0  # the codes moved to where the latents are

@@ -69,10 +69,31 @@ def test_config_json_round_trip_and_model_id(tmp_path):
     model = VAT(cfg).eval()
     ident = save_checkpoint(tmp_path / "m.safetensors", model, dtype=torch.float16)
     loaded = load_model(tmp_path / "m.safetensors")
-    assert loaded.model_id == ident == model_id(loaded)
+    assert loaded.model_id == ident == model_id(loaded.cfg, loaded.state_dict())
+    renamed = get_config("vat-tiny", name="renamed", w_kl=1.0)
+    assert model_id(renamed, loaded.state_dict()) == ident  # names and loss weights do not decode anything
+    with torch.no_grad():
+        loaded.encoder.to_gauss.weight.add_(1e-3)
+    assert model_id(loaded.cfg, loaded.state_dict()) == ident  # a re-trained encoder keeps files decodable
     with torch.no_grad():
         loaded.decoder.mlp[0].weight.add_(1e-3)
-    assert model_id(loaded) != ident  # the id tracks the decoder weights
+    assert model_id(loaded.cfg, loaded.state_dict()) != ident  # the id tracks the decoder weights
+
+
+def test_bad_checkpoints_are_one_line_errors(tmp_path):
+    from safetensors.torch import save_file
+
+    from vatcodec.errors import VatError
+
+    bad = tmp_path / "bad.safetensors"
+    save_file(
+        {"model.x": torch.zeros(1)}, str(bad), metadata={"format": "vatcodec-tokenizer-1", "config": "{}"}
+    )
+    with pytest.raises(VatError, match="does not match this version"):
+        load_model(bad)
+    (tmp_path / "junk.safetensors").write_bytes(b"junk" * 8)
+    with pytest.raises(VatError, match="not a readable safetensors"):
+        load_model(tmp_path / "junk.safetensors")
 
 
 def test_bad_configs_are_rejected():

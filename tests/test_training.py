@@ -72,14 +72,43 @@ def tiny_args(tmp_path: Path, **kw) -> TrainArgs:
 
 
 def test_sampler_is_deterministic_and_augmentation_keeps_labels(tmp_path):
-    write_cache(tmp_path / "cache", n_shapes=2)
+    # An off-centre sphere: any augmentation that moved the queries differently from the surface (or a flip of
+    # the up axis) would break |sdf| == distance to the augmented surface.
+    rng = np.random.default_rng(0)
+    centre, radius = np.array([0.2, 0.1, -0.15]), 0.15
+    normals = rng.normal(size=(2048, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    normals = np.concatenate([normals, -normals])  # antipodal pairs: the points' mean is the centre exactly
+    queries = centre + rng.normal(size=(4000, 3)) * 0.1
+    sample = {
+        "surface_points": centre + radius * normals,
+        "surface_normals": normals,
+        "query_points": queries,
+        "query_sdf": np.linalg.norm(queries - centre, axis=1) - radius,
+    }
+    (tmp_path / "cache").mkdir()
+    write_shard(tmp_path / "cache" / "shard-00000.safetensors", [sample])
+    (tmp_path / "cache" / INDEX_NAME).write_text(
+        json.dumps(
+            {
+                "n_uniform": 2000,
+                "shapes": [
+                    {"name": "sphere", "shard": "shard-00000.safetensors", "row": 0, "split": "train"}
+                ],
+            }
+        )
+    )
     cache = ShapeCache.load(tmp_path / "cache")
-    s = BatchSampler(cache, batch_size=2, num_points=256, num_queries=512, seed=3)
+    s = BatchSampler(cache, batch_size=4, num_points=4096, num_queries=512, seed=3)
     a, b = s.batch(5), s.batch(5)
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    # The torus is symmetric under the augmentations, so labels must still match the analytic SDF.
-    q = a["query_points"].reshape(-1, 3).numpy()
-    assert np.allclose(a["query_sdf"].reshape(-1).numpy(), torus_sdf(q), atol=1e-5)
+    for i in range(4):
+        surf, q = a["surface_points"][i].numpy(), a["query_points"][i].numpy()
+        c = surf.mean(axis=0)
+        assert np.allclose(np.linalg.norm(q - c, axis=1) - radius, a["query_sdf"][i].numpy(), atol=2e-3)
+        assert abs(c[1] - centre[1]) < 1e-3  # the up axis is never flipped
+        assert np.allclose(a["surface_normals"][i].numpy(), (surf - c) / radius, atol=2e-3)
+    assert len({tuple(np.round(a["surface_points"][i].numpy().mean(0), 2)) for i in range(4)}) > 1
 
 
 def test_overfits_one_torus(tmp_path):
@@ -95,7 +124,7 @@ def test_overfits_one_torus(tmp_path):
 def test_resume_is_exact(tmp_path):
     write_cache(tmp_path / "cache")
     full = train(tiny_args(tmp_path, out=str(tmp_path / "a")))
-    train(tiny_args(tmp_path, out=str(tmp_path / "b"), steps=30))  # crosses into stage 2 at 20
+    train(tiny_args(tmp_path, out=str(tmp_path / "b"), stop_at=30))  # interrupted in stage 2
     resumed = train(tiny_args(tmp_path, out=str(tmp_path / "b")))
     assert resumed["rank_weight_digests"] == full["rank_weight_digests"]
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from vatcodec.fileio import atomic_output
 
 
 def save_train_state(path: Path, optimizer: torch.optim.Optimizer, state: dict) -> None:
@@ -24,9 +25,8 @@ def save_train_state(path: Path, optimizer: torch.optim.Optimizer, state: dict) 
                 scalars[f"{pid}.{k}"] = v
     groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
     metadata = {"groups": json.dumps(groups), "scalars": json.dumps(scalars), "state": json.dumps(state)}
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_output(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def load_train_state(path: Path, optimizer: torch.optim.Optimizer) -> dict:

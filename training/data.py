@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
+
+from vatcodec.fileio import atomic_output
 from vatcodec.sampling import semi_continuous_occupancy
 
 INDEX_NAME = "index.json"
@@ -18,9 +20,8 @@ def write_shard(path: Path, samples: list[dict[str, np.ndarray]]) -> None:
     """One shard: the per-shape arrays stacked along a new first axis (all shapes share sizes)."""
     keys = ("surface_points", "surface_normals", "query_points", "query_sdf")
     arrays = {k: np.stack([s[k] for s in samples]).astype(np.float32) for k in keys}
-    tmp = path.with_suffix(".tmp")
-    save_file(arrays, str(tmp))
-    tmp.replace(path)
+    with atomic_output(path, suffix=".safetensors") as tmp:
+        save_file(arrays, str(tmp))
 
 
 @dataclass

@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from training.checkpointing import load_train_state, save_train_state
 from training.data import BatchSampler, ShapeCache
-from vatcodec.checkpoint import read_checkpoint, save_checkpoint
+from vatcodec.checkpoint import read_checkpoint, save_checkpoint, split_state
 from vatcodec.config import get_config
 from vatcodec.metrics import cs_iou, occupancy_metrics
 from vatcodec.tokenizer import VAT
@@ -42,7 +42,8 @@ class TrainArgs:
     out: str = "runs/vat-s"  # run folder: checkpoints, metrics.jsonl
     config: str = "vat-s"  # named model config
     overrides: str = "{}"  # JSON of config fields to replace, e.g. '{"width": 96}'
-    steps: int = 20_000  # total optimizer steps (stage 1 + stage 2)
+    steps: int = 20_000  # total optimizer steps (stage 1 + stage 2); sets the learning-rate schedule
+    stop_at: int = 0  # stop (and checkpoint) at this step without changing the schedule; 0 = run to the end
     stage1_steps: int = 4_000  # steps without quantization before VVQ is switched on
     batch_size: int = 8  # shapes per step per process
     num_queries: int = 4096  # occupancy queries per shape per step (half uniform, half near-surface)
@@ -66,6 +67,7 @@ class TrainArgs:
 
 
 def lr_at(step: int, a: TrainArgs) -> float:
+    """Linear warm-up, then cosine decay to min_lr_ratio of the peak at a.steps."""
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
     t = (step - a.warmup) / max(1, a.steps - a.warmup)
@@ -73,6 +75,7 @@ def lr_at(step: int, a: TrainArgs) -> float:
 
 
 def setup_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device) from torchrun's environment; gloo on CPU, nccl on GPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if torch.cuda.is_available():
@@ -119,8 +122,7 @@ def evaluate(model: VAT, cache: ShapeCache, max_shapes: int, device: torch.devic
             fields = [model.decode_latent(mu)]
         for s, f in enumerate(fields):
             m = occupancy_metrics(f(batch["query_points"])[0], batch["query_occ"][0], batch["query_sdf"][0])
-            if s < S:
-                prefix_iou[s] += m["iou"]
+            prefix_iou[s] += m["iou"]
         for k, v in m.items():
             sums[k] = sums.get(k, 0.0) + v
     out = {f"val_{k}": v / n for k, v in sums.items()}
@@ -158,11 +160,18 @@ def train(a: TrainArgs) -> dict:
     gen = torch.Generator().manual_seed(a.seed * 1000 + rank)
     last, state_file = out / "last.safetensors", out / "last.state.safetensors"
     if last.exists() and state_file.exists():
-        tensors, _ = read_checkpoint(last)
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        tensors, _meta = read_checkpoint(last)
+        model.load_state_dict(split_state(tensors, "model."))
+        ema.load_state_dict(split_state(tensors, "ema."))
         state = load_train_state(state_file, opt)
         step = state["step"]
+        saved_step = json.loads(_meta["meta"]).get("step")
+        if saved_step != step:
+            raise RuntimeError(
+                f"{last} is at step {saved_step} but {state_file} at {step}: delete one to resume"
+            )
+        if "code_age" in state:  # absent in checkpoints written before it was saved
+            model.vq.code_age.copy_(torch.tensor(state["code_age"]))
         gen.set_state(torch.tensor(state["rng"][rank], dtype=torch.uint8))
         console.print(f"resumed from {last} at step {step}")
     elif rank == 0:
@@ -181,7 +190,6 @@ def train(a: TrainArgs) -> dict:
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     log = open(out / "metrics.jsonl", "a") if rank == 0 else None
     metrics: dict = {}
-    ddp = None
     t0, seen = time.time(), 0
     progress = Progress(
         TextColumn("{task.description}"),
@@ -194,12 +202,12 @@ def train(a: TrainArgs) -> dict:
     )
     with progress:
         task = progress.add_task("train", total=a.steps, completed=step, info="")
-        while step < a.steps:
+        # Stage 1 leaves the quantizer unused: DDP must not wait for its gradients then.
+        ddp = DDP(model, find_unused_parameters=a.stage1_steps > step) if world > 1 else model
+        end = min(a.steps, a.stop_at) if a.stop_at else a.steps
+        while step < end:
             stage2 = step >= a.stage1_steps
-            if ddp is None or model.quantize != stage2:
-                model.quantize = ema.quantize = stage2
-                # Stage 1 leaves the quantizer unused: DDP must not wait for its gradients.
-                ddp = DDP(model, find_unused_parameters=not stage2) if world > 1 else model
+            model.quantize = ema.quantize = stage2
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, a)
             batch = {k: v.to(device) for k, v in sampler.batch(step).items()}
@@ -211,11 +219,12 @@ def train(a: TrainArgs) -> dict:
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
             opt.step()
             if stage2:
-                model.vq.restart_dead_codes(res["z"], a.dead_code_age, gen)
+                dead_D, new_DC = model.vq.restart_dead_codes(res["z"], a.dead_code_age, gen)
+                ema.vq.codebook.weight.data[dead_D] = new_DC  # the EMA would only drift toward new codes
             update_ema(ema, model, min(a.ema, (1 + step) / (10 + step)))
             step += 1
             seen += a.batch_size * world
-            if rank == 0 and (step % a.log_every == 0 or step == a.steps):
+            if rank == 0 and (step % a.log_every == 0 or step == end):
                 with torch.no_grad():
                     pred = res["logits"].float() > 0
                     tgt = batch["query_occ"] > 0.5
@@ -239,9 +248,9 @@ def train(a: TrainArgs) -> dict:
                 progress.update(task, completed=step, info=info)
                 if not console.is_terminal:
                     console.print(f"step {step} stage {row['stage']} {info}")
-            if step % a.ckpt_every == 0 or step == a.steps:
+            if step % a.ckpt_every == 0 or step == end:
                 _save(out, model, ema, opt, step, gen, world, rank)
-            if rank == 0 and ((a.val_every and step % a.val_every == 0) or step == a.steps):
+            if rank == 0 and ((a.val_every and step % a.val_every == 0) or step == end):
                 metrics = {"step": step, **evaluate(ema, val_cache, a.val_shapes, device)}
                 log.write(json.dumps(metrics) + "\n")
                 log.flush()
@@ -276,8 +285,10 @@ def _save(out: Path, model, ema, opt, step, gen, world, rank) -> None:
         rng = gathered
     if rank != 0:
         return
+    # State first: resume checks that both files name the same step, so a crash between them is caught.
+    state = {"step": step, "rng": rng, "code_age": model.vq.code_age.cpu().tolist()}
+    save_train_state(out / "last.state.safetensors", opt, state)
     save_checkpoint(out / "last.safetensors", model, ema, meta={"step": step})
-    save_train_state(out / "last.state.safetensors", opt, {"step": step, "rng": rng})
 
 
 def parse_args(argv: list[str] | None = None) -> TrainArgs:

@@ -5,33 +5,37 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .bitstream import MODEL_ID_BYTES
 from .config import VATConfig
 from .errors import VatError
+from .fileio import atomic_output
 from .tokenizer import VAT
 
 CKPT_FORMAT = "vatcodec-tokenizer-1"
-MODEL_ID_BYTES = 8
 
 
-def model_id(model: VAT) -> bytes:
-    """Hash of the config and of every weight the decode side uses (codebook, Phi, decoder).
+def model_id(cfg: VATConfig, state: dict[str, torch.Tensor]) -> bytes:
+    """Hash of the decode-side config fields and of every weight decoding uses (codebook, Phi, decoder).
 
     The encoder is left out on purpose: a re-trained encoder that keeps the decoder writes files that the same
     decoder reads. Weights are hashed as float32 so an fp16 file and its float32 load agree.
     """
-    h = hashlib.sha256(model.cfg.to_json().encode())
-    state = {k: v for k, v in model.state_dict().items() if k.startswith(("vq.", "decoder."))}
-    for name in sorted(state):
+    h = hashlib.sha256(cfg.decode_json().encode())
+    for name in sorted(k for k in state if k.startswith(("vq.", "decoder."))):
         h.update(name.encode())
         h.update(state[name].detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
     return h.digest()[:MODEL_ID_BYTES]
+
+
+def split_state(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The state dict stored under `prefix` ("model." or "ema."), as float32."""
+    return {k[len(prefix) :]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def save_checkpoint(
@@ -60,31 +64,17 @@ def save_checkpoint(
     tensors = cast(model.state_dict(), "model.")
     if ema is not None:
         tensors.update(cast(ema.state_dict(), "ema."))
-    ident = model_id(_as_model(model.cfg, tensors, "ema." if ema is not None else "model."))
+    ident = model_id(model.cfg, split_state(tensors, "ema." if ema is not None else "model."))
     metadata = {
         "format": CKPT_FORMAT,
         "config": model.cfg.to_json(),
         "model_id": ident.hex(),
         "meta": json.dumps(meta or {}),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; checkpoints are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return ident
-
-
-def _as_model(cfg: VATConfig, tensors: dict[str, torch.Tensor], prefix: str) -> VAT:
-    m = VAT(cfg)
-    m.load_state_dict({k[len(prefix) :]: v.float() for k, v in tensors.items() if k.startswith(prefix)})
-    return m
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -106,13 +96,19 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 def load_model(path: str | os.PathLike, use_ema: bool = True, device: str = "cpu") -> VAT:
     """Builds the model from a checkpoint (EMA weights when present) in eval mode, checking its model id."""
     tensors, metadata = read_checkpoint(path)
-    cfg = VATConfig.from_json(metadata["config"])
-    prefix = "ema." if use_ema and any(k.startswith("ema.") for k in tensors) else "model."
-    model = _as_model(cfg, tensors, prefix).to(device).eval()
-    ident = model_id(model)
     has_ema = any(k.startswith("ema.") for k in tensors)
+    prefix = "ema." if use_ema and has_ema else "model."
+    try:
+        cfg = VATConfig.from_json(metadata["config"])
+        model = VAT(cfg)
+        model.load_state_dict(split_state(tensors, prefix))
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise VatError(f"{path}: checkpoint does not match this version of vatcodec ({first})") from None
+    model = model.to(device).eval()
+    ident = model_id(cfg, model.state_dict())
     # The stored id belongs to the weights a default load sees; check it to catch corrupt files.
-    if (prefix == "ema.") == has_ema and metadata.get("model_id") != ident.hex():
+    if prefix == ("ema." if has_ema else "model.") and metadata.get("model_id") != ident.hex():
         raise VatError(f"{path}: weights do not match the model id in the checkpoint (corrupt file?)")
     model.model_id = ident
     return model

@@ -70,7 +70,7 @@ def _model_id(model: VAT) -> bytes:
     if ident is None:  # a model built in memory rather than loaded: hash it as a checkpoint would
         from vatcodec.checkpoint import model_id
 
-        ident = model_id(model)
+        ident = model_id(model.cfg, model.state_dict())
     return bytes(ident)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -36,7 +35,8 @@ class VATConfig:
     num_phi: int = 4  # partially shared Phi convs, chosen by scale position as in VAR
     # decoder
     dec_depth: int = 4  # self-attention layers over the triplane tokens (paper: 12)
-    plane_res: int = 8  # r: side of each plane's token grid before upsampling
+    plane_res: int = 8  # side of each plane's token grid before upsampling
+    plane_up: int = 4  # conv doublings after the tokens; the finest plane is plane_res * 2**plane_up
     plane_channels: int = 16  # channels of each mip level that the query MLP samples
     mlp_hidden: int = 64  # hidden width of the occupancy MLP
     # loss weights (paper section 6.3.2)
@@ -53,6 +53,10 @@ class VATConfig:
             raise ValueError(f"num_latents must be a square, got {self.num_latents}")
         if self.scales[-1] != side or list(self.scales) != sorted(set(self.scales)):
             raise ValueError(f"scales must increase and end at sqrt(num_latents)={side}: {self.scales}")
+        if len(self.scales) < self.num_phi:
+            raise ValueError(f"need at least num_phi={self.num_phi} scales, or some Phi convs never train")
+        if self.plane_up < 2:
+            raise ValueError("plane_up must be >= 2: the decoder samples three mip levels")
         if self.width % self.heads:
             raise ValueError("width must be divisible by heads")
 
@@ -78,9 +82,30 @@ class VATConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
-    def digest(self) -> bytes:
-        return hashlib.sha256(self.to_json().encode()).digest()
+    def decode_json(self) -> str:
+        """The fields that decoding depends on, as canonical JSON (part of the model id)."""
+        d = json.loads(self.to_json())
+        return json.dumps({k: d[k] for k in DECODE_FIELDS}, sort_keys=True)
 
+
+# What turns indices into occupancy: the model id hashes these, so renaming a config, changing loss weights or
+# re-training the encoder keeps existing files decodable.
+DECODE_FIELDS = (
+    "num_latents",
+    "latent_dim",
+    "codebook_size",
+    "scales",
+    "phi_kernel",
+    "phi_ratio",
+    "num_phi",
+    "width",
+    "heads",
+    "dec_depth",
+    "plane_res",
+    "plane_up",
+    "plane_channels",
+    "mlp_hidden",
+)
 
 CONFIGS: dict[str, VATConfig] = {
     # Our default: sized for CPU training and CPU decoding (see README "Choosing vat-s").
@@ -100,6 +125,7 @@ CONFIGS: dict[str, VATConfig] = {
         scales=(1, 2, 3, 4, 5, 6, 8, 10, 13, 14, 24, 32),
         dec_depth=12,
         plane_res=32,
+        plane_up=3,
         plane_channels=32,
         mlp_hidden=128,
     ),
@@ -118,14 +144,15 @@ CONFIGS: dict[str, VATConfig] = {
         scales=(1, 2, 3, 4),
         dec_depth=1,
         plane_res=8,
+        plane_up=2,
         plane_channels=8,
         mlp_hidden=32,
     ),
 }
 
 
-def get_config(name: str, **overrides) -> VATConfig:
-    """A named config, optionally with some fields replaced."""
-    if name not in CONFIGS:
-        raise KeyError(f"unknown config {name!r}; known: {', '.join(CONFIGS)}")
-    return dataclasses.replace(CONFIGS[name], **overrides)
+def get_config(config_name: str, /, **overrides) -> VATConfig:
+    """A named config, optionally with some fields replaced (including `name`)."""
+    if config_name not in CONFIGS:
+        raise KeyError(f"unknown config {config_name!r}; known: {', '.join(CONFIGS)}")
+    return dataclasses.replace(CONFIGS[config_name], **overrides)

@@ -11,7 +11,7 @@ from .config import VATConfig
 
 
 class Phi(nn.Module):
-    """VAR's residual convolution after upsampling: blends a 3x3 conv of the map with the map itself."""
+    """VAR's residual convolution after upsampling: blends a conv of the map with the map itself."""
 
     def __init__(self, channels: int, kernel: int, ratio: float):
         super().__init__()
@@ -69,11 +69,14 @@ class MultiScaleVQ(nn.Module):
 
     def nearest(self, z_NC: torch.Tensor) -> torch.Tensor:
         """Index of the nearest codebook entry (L2) for each row."""
-        book_VC = self.codebook.weight
-        dist_NV = (book_VC * book_VC).sum(1)[None, :] - 2.0 * z_NC @ book_VC.T
+        # Float32 even under autocast: a bf16 distance picks other codes than inference does.
+        with torch.autocast(z_NC.device.type, enabled=False):
+            z_NC, book_VC = z_NC.float(), self.codebook.weight.float()
+            dist_NV = (book_VC * book_VC).sum(1)[None, :] - 2.0 * z_NC @ book_VC.T
         return dist_NV.argmin(dim=1)
 
     def embed(self, idx_BL: torch.Tensor, pn: int) -> torch.Tensor:
+        """Code vectors of a scale's indices as a (B, C, pn, pn) map."""
         B = idx_BL.shape[0]
         return self.codebook(idx_BL).view(B, pn, pn, self.dim).permute(0, 3, 1, 2)  # (B, C, pn, pn)
 
@@ -84,19 +87,21 @@ class MultiScaleVQ(nn.Module):
     def _to_tokens(self, z_BCHW: torch.Tensor) -> torch.Tensor:
         return z_BCHW.flatten(2).transpose(1, 2)  # (B, K, C)
 
+    def _residual_scales(self, rest_BCHW: torch.Tensor, num_scales: int | None = None):
+        """Algorithm 1's loop: yields (rows_NC, idx_BL, h_BCHW) per scale, with Z_{s+1} = Z_s - Up(x_s)."""
+        B = rest_BCHW.shape[0]
+        for si, pn in enumerate(self.scales[:num_scales]):
+            rows_NC = self._to_tokens(self.down(si, rest_BCHW)).reshape(-1, self.dim)  # (B * pn * pn, C)
+            idx_BL = self.nearest(rows_NC.detach()).view(B, pn * pn)
+            h_BCHW = self.up(si, self.embed(idx_BL, pn))
+            yield rows_NC, idx_BL, h_BCHW
+            rest_BCHW = rest_BCHW - h_BCHW
+
     # -- inference -----------------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, z_BKC: torch.Tensor, num_scales: int | None = None) -> list[torch.Tensor]:
         """Greedy residual quantization (Algorithm 1). Returns one (B, pn*pn) index tensor per scale."""
-        rest_BCHW = self._to_grid(z_BKC)
-        indices = []
-        for si, pn in enumerate(self.scales[:num_scales]):
-            down_BChw = self.down(si, rest_BCHW)
-            idx_BL = self.nearest(down_BChw.flatten(2).transpose(1, 2).reshape(-1, self.dim))
-            idx_BL = idx_BL.view(z_BKC.shape[0], pn * pn)
-            indices.append(idx_BL)
-            rest_BCHW = rest_BCHW - self.up(si, self.embed(idx_BL, pn))
-        return indices
+        return [idx_BL for _, idx_BL, _ in self._residual_scales(self._to_grid(z_BKC), num_scales)]
 
     def decode(self, indices: list[torch.Tensor]) -> torch.Tensor:
         """Dequantized latent (B, K, C) from the indices of any prefix of the scales."""
@@ -119,17 +124,11 @@ class MultiScaleVQ(nn.Module):
         B = z_BKC.shape[0]
         z_BCHW = self._to_grid(z_BKC)
         z_nograd = z_BCHW.detach()
-        rest_BCHW = z_nograd.clone()
         zhat_BCHW = torch.zeros_like(z_nograd)
         prefixes, indices, loss_vq = [], [], 0.0
-        for si, pn in enumerate(self.scales):
-            down_BChw = self.down(si, rest_BCHW)
-            rows_NC = down_BChw.flatten(2).transpose(1, 2).reshape(-1, self.dim)
-            idx_BL = self.nearest(rows_NC.detach()).view(B, pn * pn)
+        for _, idx_BL, h_BCHW in self._residual_scales(z_nograd):
             indices.append(idx_BL)
-            h_BCHW = self.up(si, self.embed(idx_BL, pn))
             zhat_BCHW = zhat_BCHW + h_BCHW
-            rest_BCHW = rest_BCHW - h_BCHW
             prefixes.append(zhat_BCHW)
             # Codebook term pulls the codes and Phi toward the latent; commitment pulls the latent to the codes.
             loss_vq = loss_vq + F.mse_loss(zhat_BCHW, z_nograd)
@@ -142,10 +141,13 @@ class MultiScaleVQ(nn.Module):
             coin_B = torch.rand(B, generator=generator) < self.prefix_prob
             rand_B = torch.randint(1, S + 1, (B,), generator=generator)
             keep_B = torch.where(coin_B, rand_B, keep_B)
-        stacked_SBCHW = torch.stack(prefixes)
-        chosen_BCHW = stacked_SBCHW[keep_B.to(z_BKC.device) - 1, torch.arange(B)]
-        # Straight-through: the decoder sees the quantized prefix, gradients flow to the encoder's latent.
-        zhat_st_BCHW = z_BCHW + (chosen_BCHW - z_BCHW).detach()
+        keep_B = keep_B.to(z_BKC.device)
+        chosen_BCHW = torch.stack(prefixes)[keep_B - 1, torch.arange(B, device=z_BKC.device)]
+        # Full streams: straight-through, so the decoder's gradient reaches the encoder's latent. Prefixes are
+        # far from z, so passing their gradient to z would bias the encoder; it trains the codebook and Phi
+        # for coarse decoding instead.
+        full_B1HW = (keep_B == S).view(B, 1, 1, 1)
+        zhat_st_BCHW = torch.where(full_B1HW, z_BCHW + (chosen_BCHW - z_BCHW).detach(), chosen_BCHW)
         if self.training:
             self._age_codes(indices)
         return {
@@ -166,27 +168,22 @@ class MultiScaleVQ(nn.Module):
     @torch.no_grad()
     def restart_dead_codes(
         self, z_BKC: torch.Tensor, max_age: int, generator: torch.Generator | None = None
-    ) -> int:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training-only: re-seed codes unused for `max_age` steps with latent vectors of this batch.
 
         Candidates are the residuals Down(Z_s) at every scale, so dead codes land where the data is. Rank 0's
-        choice is broadcast so that every DDP rank keeps an identical codebook. Returns how many were reset.
+        choice is broadcast so that every DDP rank keeps an identical codebook. Returns (rows, new values).
         """
         dead_D = (self.code_age >= max_age).nonzero().flatten()
         if dead_D.numel() == 0:
-            return 0
-        rest_BCHW = self._to_grid(z_BKC.detach())
-        cands = []
-        for si, pn in enumerate(self.scales):
-            down_BChw = self.down(si, rest_BCHW)
-            cands.append(down_BChw.flatten(2).transpose(1, 2).reshape(-1, self.dim))
-            idx_BL = self.nearest(cands[-1]).view(z_BKC.shape[0], pn * pn)
-            rest_BCHW = rest_BCHW - self.up(si, self.embed(idx_BL, pn))
-        cand_NC = torch.cat(cands)
+            return dead_D, self.codebook.weight.data[:0]
+        cand_NC = torch.cat(
+            [rows_NC for rows_NC, _, _ in self._residual_scales(self._to_grid(z_BKC.detach()))]
+        )
         pick_D = torch.randint(0, cand_NC.shape[0], (dead_D.numel(),), generator=generator)
         new_DC = cand_NC[pick_D.to(cand_NC.device)]
         if dist.is_available() and dist.is_initialized():
             dist.broadcast(new_DC, src=0)
         self.codebook.weight.data[dead_D] = new_DC
         self.code_age[dead_D] = 0
-        return int(dead_D.numel())
+        return dead_D, new_DC

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,8 +21,10 @@ class OccupancyField:
 
     @torch.no_grad()
     def __call__(self, points_BM3: torch.Tensor, chunk: int = 262_144) -> torch.Tensor:
+        # Points may come from the CPU while the model sits on a GPU; logits go back where the points were.
+        device = self.planes[0].device
         parts = [
-            self.decoder.query(self.planes, points_BM3[:, i : i + chunk])
+            self.decoder.query(self.planes, points_BM3[:, i : i + chunk].to(device)).to(points_BM3.device)
             for i in range(0, points_BM3.shape[1], chunk)
         ]
         return torch.cat(parts, dim=1)
@@ -93,15 +93,8 @@ class VAT(nn.Module):
     @torch.no_grad()
     def decode(self, indices: list[torch.Tensor]) -> OccupancyField:
         """Indices of any prefix of the scales -> an occupancy field to query."""
-        zhat_BKC = self.vq.decode(indices)
-        return OccupancyField(self.decoder, self.decoder.planes(zhat_BKC))
+        return self.decode_latent(self.vq.decode(indices))
 
     def decode_latent(self, zhat_BKC: torch.Tensor) -> OccupancyField:
         """Occupancy field of a continuous latent (stage-1 models, and latent refinement)."""
         return OccupancyField(self.decoder, self.decoder.planes(zhat_BKC))
-
-    def param_groups(self) -> dict[str, Callable[[], int]]:
-        return {
-            name: sum(p.numel() for p in m.parameters())
-            for name, m in (("encoder", self.encoder), ("vq", self.vq), ("decoder", self.decoder))
-        }
