@@ -1,0 +1,39 @@
+"""Exports a training run's EMA weights as a release checkpoint (fp16, weights only) for vatcodec/weights/.
+
+    python -m training.export runs/vat-s/last.safetensors vatcodec/weights/vat-s.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+from vatcodec.checkpoint import read_checkpoint, save_checkpoint, split_state
+from vatcodec.config import VATConfig
+from vatcodec.tokenizer import VAT
+
+
+def export(src: str, dst: str, note: dict | None = None) -> bytes:
+    """Writes the EMA weights of `src` in fp16 to `dst` and returns the model id."""
+    tensors, meta = read_checkpoint(src)
+    model = VAT(VATConfig.from_json(meta["config"]))
+    model.load_state_dict(split_state(tensors, "ema." if any(k.startswith("ema.") for k in tensors) else "model."))
+    info = {**json.loads(meta.get("meta", "{}")), **(note or {})}
+    return save_checkpoint(dst, model, meta=info, dtype=torch.float16)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--note", default="{}", help="JSON merged into the checkpoint's meta (data, hours, ...)")
+    a = p.parse_args(argv)
+    print(export(a.src, a.dst, json.loads(a.note)).hex())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
