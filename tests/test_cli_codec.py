@@ -3,16 +3,14 @@
 from pathlib import Path
 
 import pytest
-import torch
 import trimesh
+from conftest import tiny_model
 from typer.testing import CliRunner
 
 from vatcodec import codec
 from vatcodec.bitstream import unpack
 from vatcodec.checkpoint import save_checkpoint
 from vatcodec.cli import EXIT_USER_ERROR, app
-from vatcodec.config import get_config
-from vatcodec.tokenizer import VAT
 
 runner = CliRunner()
 
@@ -32,9 +30,8 @@ BAD_MESHES = {
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_checkpoint(path, VAT(get_config("vat-tiny")))
+    save_checkpoint(path, tiny_model(0))
     return str(path)
 
 
@@ -187,9 +184,8 @@ def test_corrupt_or_foreign_vat_is_one_line(ckpt, mesh_file, tmp_path):
 
 
 def test_model_mismatch_names_both_ids(ckpt, mesh_file, tmp_path):
-    torch.manual_seed(1)
     other = tmp_path / "other.safetensors"
-    other_id = save_checkpoint(other, VAT(get_config("vat-tiny")))
+    other_id = save_checkpoint(other, tiny_model(1))
     src = tmp_path / "in.vat"
     src.write_bytes(codec.encode(mesh_file, model=ckpt))
     out = tmp_path / "out.obj"

@@ -4,23 +4,21 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from conftest import tiny_model
 
 import vatcodec
 from vatcodec import codec
 from vatcodec.bitstream import pack, unpack
 from vatcodec.checkpoint import save_checkpoint
-from vatcodec.config import get_config
 from vatcodec.errors import BitstreamError, MeshError, VatError
-from vatcodec.tokenizer import VAT
 
 RES = 32  # decode resolution for tests: the random model's shape is noise anyway
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_checkpoint(path, VAT(get_config("vat-tiny")))
+    save_checkpoint(path, tiny_model(0))
     return path
 
 
@@ -113,7 +111,7 @@ def test_auto_coder_picks_the_smaller(model):
 def test_model_id_mismatch_names_both_ids(model, tmp_path):
     torch.manual_seed(1)
     other_path = tmp_path / "other.safetensors"
-    save_checkpoint(other_path, VAT(get_config("vat-tiny")))
+    save_checkpoint(other_path, tiny_model(1))
     other = codec.get_model(other_path)
     data = codec.encode(shape(), model=model)
     with pytest.raises(VatError) as info:
@@ -123,8 +121,7 @@ def test_model_id_mismatch_names_both_ids(model, tmp_path):
 
 
 def test_model_in_memory_gets_its_checkpoint_id(ckpt, model):
-    torch.manual_seed(0)
-    fresh = VAT(get_config("vat-tiny")).eval()  # same weights as the checkpoint, never saved
+    fresh = tiny_model(0)  # same weights as the checkpoint, never saved
     assert codec.encode(shape(), model=fresh) == codec.encode(shape(), model=model)
 
 

@@ -1,6 +1,6 @@
 """Exports a training run's EMA weights as a release checkpoint (fp16, weights only) for vatcodec/weights/.
 
-    python -m training.export runs/vat-s/last.safetensors vatcodec/weights/vat-s.safetensors
+python -m training.export runs/vat-s/last.safetensors vatcodec/weights/vat-s.safetensors
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ def export(src: str, dst: str, note: dict | None = None) -> bytes:
     """Writes the EMA weights of `src` in fp16 to `dst` and returns the model id."""
     tensors, meta = read_checkpoint(src)
     model = VAT(VATConfig.from_json(meta["config"]))
-    model.load_state_dict(split_state(tensors, "ema." if any(k.startswith("ema.") for k in tensors) else "model."))
+    model.load_state_dict(
+        split_state(tensors, "ema." if any(k.startswith("ema.") for k in tensors) else "model.")
+    )
     info = {**json.loads(meta.get("meta", "{}")), **(note or {})}
     return save_checkpoint(dst, model, meta=info, dtype=torch.float16)
 

@@ -235,7 +235,7 @@ def train(a: TrainArgs) -> dict:
                     "stage": 2 if stage2 else 1,
                     "loss": res["loss"].item(),
                     "loss_occ": res["loss_occ"].item(),
-                    "loss_vq": float(res["loss_vq"]),
+                    "loss_vq": float(res["loss_vq"].detach()),
                     "loss_kl": res["loss_kl"].item(),
                     "train_iou": iou,
                     "grad_norm": gnorm.item(),
