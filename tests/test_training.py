@@ -136,10 +136,9 @@ def test_two_rank_ddp_keeps_weights_identical(tmp_path):
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",  # a free port: a fixed one can collide with another run on the machine
         "--nproc_per_node",
         "2",
-        "--master_port",
-        "29533",
         "-m",
         "training.tokenizer",
         "--data",
