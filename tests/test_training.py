@@ -168,3 +168,15 @@ def test_two_rank_ddp_keeps_weights_identical(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     digests = rows[-1]["rank_weight_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
+
+
+def test_prepare_never_lists_the_test_split(tmp_path):
+    from training.prepare import find_meshes
+
+    for lib in ("katorlegaz", "scopia"):
+        (tmp_path / lib / "m").mkdir(parents=True)
+        trimesh.creation.box().export(tmp_path / lib / "m" / "m.obj")
+    names = [n for n, _ in find_meshes([tmp_path], ["katorlegaz"])]
+    assert names == ["scopia/m/m.obj"]
+    assert find_meshes([tmp_path / "katorlegaz"], ["katorlegaz"]) == []  # the root itself is the test split
+    assert find_meshes([tmp_path / "katorlegaz" / "m" / "m.obj"], ["katorlegaz"]) == []

@@ -20,25 +20,33 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from vatcodec.sampling import make_sample
 
 from training.data import INDEX_NAME, write_shard
 from vatcodec.errors import VatError
 from vatcodec.mesh_io import SUPPORTED_SUFFIXES, load_mesh, normalize_mesh
+from vatcodec.sampling import make_sample
 
 
 def find_meshes(roots: list[Path], exclude: list[str]) -> list[tuple[str, Path]]:
-    """(name, path) of every mesh file under the roots, names relative to their root, sorted."""
+    """(name, path) of every mesh file under the roots, names relative to their root, sorted.
+
+    A file is excluded when any component of its absolute path names an excluded library, so pointing the
+    command straight at the test split's folder still leaves it out.
+    """
+    banned = {x.lower() for x in exclude}
+
+    def allowed(p: Path) -> bool:
+        return not banned & {c.lower() for c in p.resolve().parts}
+
     found = []
     for root in roots:
         if root.is_file():
-            found.append((root.name, root))
+            if allowed(root):
+                found.append((root.name, root))
             continue
         for p in sorted(root.rglob("*")):
-            if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file():
-                name = p.relative_to(root).as_posix()
-                if not any(x.lower() in name.lower().split("/") for x in exclude):
-                    found.append((name, p))
+            if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file() and allowed(p):
+                found.append((p.relative_to(root).as_posix(), p))
     return found
 
 
