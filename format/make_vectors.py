@@ -4,7 +4,8 @@ Usage: python format/make_vectors.py [--check]
 Each vector is NAME.vat plus NAME.json: for a valid file the fields a reader must decode (indices
 included), for an invalid one the substring of the error our reader raises. Index values come
 from a fixed integer recurrence, not a seeded RNG, so they never depend on a numpy version. The
-zstd vector's bytes depend on the libzstd version; its decoded content does not.
+zstd vector's bytes depend on the libzstd version; its decoded content does not. Range-coded
+vectors (coder 2) carry the model's entropy tables in their JSON as "tables" (scales x codebook).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import zstandard
 
 try:
     from vatcodec import bitstream as bs
+    from vatcodec import entropy
 except ImportError:  # running from a checkout without `pip install -e`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from vatcodec import bitstream as bs
+    from vatcodec import entropy
 
 VECTOR_DIR = Path(__file__).resolve().parent / "vectors"
 PAPER_SCHEDULE = (1, 4, 9, 16, 25, 36, 64, 100, 169, 196, 576, 1024)
@@ -42,6 +45,32 @@ def _split(flat: np.ndarray, schedule: tuple[int, ...], present: int) -> list[np
     return list(np.split(flat, np.cumsum(schedule[: present - 1])))
 
 
+def _skewed(count: int, modulus: int, seed: int) -> np.ndarray:
+    """Deterministic integers in [0, modulus) that favour small values (a product of two uniforms)."""
+    return _sequence(count, modulus, seed) * _sequence(count, modulus, seed + 1) // modulus
+
+
+RANGE_SCHEDULE = (1, 4, 9, 16)
+RANGE_K = 64
+
+
+def range_tables() -> np.ndarray:
+    """Tables of the range vectors: per scale, counts of 4000 skewed draws plus 1 (Laplace), quantized."""
+    counts_SK = [np.bincount(_skewed(4000, RANGE_K, 20 + s), minlength=RANGE_K) for s in range(4)]
+    return entropy.build_tables(np.stack(counts_SK), 1.0)
+
+
+def _range_file(present: int, **changes) -> bs.VatFile:
+    flat = _skewed(sum(RANGE_SCHEDULE), RANGE_K, 30)
+    fields = dict(
+        model_id=MODEL_ID, codebook_size=RANGE_K, index_bits=6, schedule=RANGE_SCHEDULE,
+        indices=_split(flat, RANGE_SCHEDULE, 4)[:present], center=(0.25, 0.5, -1.0), scale=0.5,
+        coder="range", version=(1, 1),
+    )  # fmt: skip
+    fields.update(changes)
+    return bs.VatFile(**fields)
+
+
 def _with_crc(body: bytes) -> bytes:
     """Append a correct CRC so that a deliberately broken field is what the reader trips on."""
     return body + struct.pack("<I", zlib.crc32(body))
@@ -58,6 +87,19 @@ def valid_vectors() -> dict[str, tuple[str, bs.VatFile]]:
         "min_1scale": (
             "smallest useful file: one scale of one 1-bit token, identity transform",
             bs.VatFile(MODEL_ID, 2, 1, (1,), [np.array([1])]),
+        ),
+        "range_4scale": (
+            "range coder (id 2, format 1.1), 4 scales of a 64-entry codebook, skewed indices and tables",
+            _range_file(4),
+        ),
+        "range_prefix_2of4": (
+            "range coder with 2 of 4 scales present: one length varint, then the last scale to the end",
+            _range_file(2),
+        ),
+        "range_1entry": (
+            "range coder over a one-entry codebook: every segment is empty, every index 0",
+            bs.VatFile(MODEL_ID, 1, 1, (1, 4), [np.zeros(1, int), np.zeros(4, int)], coder="range",
+                       version=(1, 1)),
         ),
         "paper_12scale_raw": (
             "the paper's 12-scale schedule (2220 tokens), 16384-entry codebook, raw coder",
@@ -98,8 +140,15 @@ def valid_vectors() -> dict[str, tuple[str, bs.VatFile]]:
 
 
 def invalid_vectors(valid: dict[str, bytes]) -> dict[str, tuple[str, bytes, str]]:
-    """Name -> (description, bytes, expected error substring), derived from valid files."""
+    """Name -> (description, bytes, expected error substring), derived from valid files.
+
+    The errors of the vectors in NEEDS_TABLES show only when decoding with the model's entropy tables.
+    """
     minimal, paper = valid["min_1scale"], valid["paper_12scale_raw"]
+    ranged, one_entry = valid["range_4scale"], valid["range_1entry"]
+    range_at = len(ranged) - 4 - bs.header_info(ranged)["payload_bytes"]  # scale 0's length varint
+    one_scale = bs.pack(_range_file(1), tables=range_tables())
+    one_scale_at = len(one_scale) - 4 - bs.header_info(one_scale)["payload_bytes"]
     body = minimal[:-4]  # offsets below follow the SPEC table: varints start at byte 32
     prefix = valid["prefix_5of12"]
     payload_at = len(prefix) - 4 - (55 * 10 + 7) // 8
@@ -156,12 +205,37 @@ def invalid_vectors(valid: dict[str, bytes]) -> dict[str, tuple[str, bytes, str]
             _with_crc(body[:36] + b"\x02\x05\x00\x03\x00" + body[37:]),
             "out of order",
         ),
+        "range_segment_overrun": (
+            "range_4scale with scale 0's coded length set to 127, more bytes than the payload holds",
+            _with_crc(ranged[:range_at] + b"\x7f" + ranged[range_at + 1 : -4]),
+            "range-coded scale 0 needs 127 bytes",
+        ),
+        "range_bad_quantile": (
+            "one range-coded scale whose bytes start FF FF FF FF FF: the first quantile is 2**24",
+            _with_crc(one_scale[:one_scale_at] + b"\xff" * 5),
+            "corrupt range-coded payload",
+        ),
+        "range_1entry_nonempty": (
+            "range_1entry with one byte in its last segment: a one-entry codebook codes nothing",
+            _with_crc(one_entry[:-4] + b"\x00"),
+            "one-entry codebook",
+        ),
         "zstd_bomb": (
             "zstd payload declaring 10 MB of output for a 1-token schedule",
             _with_crc(bytes(zstd_body)),
             "zstd payload declares content size 10000000",
         ),
     }
+
+
+def tables_for(name: str) -> np.ndarray | None:
+    """The entropy tables a range-coded vector is decoded with; None for the others."""
+    if name.startswith("range_1entry"):
+        return np.full((2, 1), entropy.TOTAL)
+    return range_tables() if name.startswith("range_") else None
+
+
+NEEDS_TABLES = ("range_bad_quantile", "range_1entry_nonempty")  # rejected only by a reader with tables
 
 
 def _expected_fields(description: str, vat: bs.VatFile) -> dict:
@@ -187,10 +261,15 @@ def build() -> dict[str, tuple[bytes, dict]]:
     """Every vector as name -> (file bytes, expected JSON object)."""
     out, valid_bytes = {}, {}
     for name, (description, vat) in valid_vectors().items():
-        valid_bytes[name] = bs.pack(vat)
+        tables = tables_for(name)
+        valid_bytes[name] = bs.pack(vat, tables=tables)
         out[name] = (valid_bytes[name], _expected_fields(description, vat))
+        if tables is not None:
+            out[name][1]["tables"] = tables.tolist()
     for name, (description, data, error) in invalid_vectors(valid_bytes).items():
         out[name] = (data, {"valid": False, "description": description, "error": error})
+        if name in NEEDS_TABLES:
+            out[name][1]["tables"] = tables_for(name).tolist()
     return out
 
 

@@ -42,7 +42,7 @@ def _one_error_line(stderr: str) -> str:
 
 def test_version_and_help():
     result = runner.invoke(app, ["--version"])
-    assert result.exit_code == 0 and __version__ in result.stdout and "format 1.0" in result.stdout
+    assert result.exit_code == 0 and __version__ in result.stdout and "format 1.1" in result.stdout
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "info" in result.stdout
 
@@ -103,6 +103,8 @@ def test_info_corrupt_file_is_one_line(tmp_path):
 @pytest.mark.parametrize("name", _vectors(valid=False))
 def test_info_rejects_invalid_vectors(name):
     expected = json.loads((VECTOR_DIR / f"{name}.json").read_text())
+    if "tables" in expected:
+        pytest.skip("only a reader with the model's entropy tables sees this error (tests/test_bitstream.py)")
     result = runner.invoke(app, ["info", str(VECTOR_DIR / f"{name}.vat")])
     assert result.exit_code == EXIT_USER_ERROR
     assert expected["error"] in _one_error_line(result.stderr)

@@ -11,20 +11,21 @@ import sys
 
 import torch
 
-from vatcodec.checkpoint import read_checkpoint, save_checkpoint, split_state
+from vatcodec.checkpoint import TABLES_KEY, read_checkpoint, save_checkpoint, split_state
 from vatcodec.config import VATConfig
 from vatcodec.tokenizer import VAT
 
 
 def export(src: str, dst: str, note: dict | None = None) -> bytes:
-    """Writes the EMA weights of `src` in fp16 to `dst` and returns the model id."""
+    """Writes the EMA weights of `src` in fp16 (and its entropy tables, if any) to `dst`; returns the model id."""
     tensors, meta = read_checkpoint(src)
     model = VAT(VATConfig.from_json(meta["config"]))
     model.load_state_dict(
         split_state(tensors, "ema." if any(k.startswith("ema.") for k in tensors) else "model.")
     )
     info = {**json.loads(meta.get("meta", "{}")), **(note or {})}
-    return save_checkpoint(dst, model, meta=info, dtype=torch.float16)
+    tables = tensors[TABLES_KEY].numpy() if TABLES_KEY in tensors else None  # entropy tables travel along
+    return save_checkpoint(dst, model, meta=info, dtype=torch.float16, freq_SK=tables)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,7 @@ class TrainArgs:
     augment: bool = True  # flips and quarter turns (label-preserving)
     split: str = "train"  # which split of the cache to train on
     val_split: str = "val"  # which split to validate on
+    init: str = ""  # start a NEW run from this run's weights (model + EMA + codebook), fresh optimizer/schedule
     extra: dict = field(default_factory=dict)
 
 
@@ -174,9 +175,16 @@ def train(a: TrainArgs) -> dict:
             model.vq.code_age.copy_(torch.tensor(state["code_age"]))
         gen.set_state(torch.tensor(state["rng"][rank], dtype=torch.uint8))
         console.print(f"resumed from {last} at step {step}")
-    elif rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "args.json").write_text(json.dumps(dataclasses.asdict(a), indent=1))
+    else:
+        if a.init:
+            # A warm start: the weights continue, the optimizer and the learning-rate schedule start over.
+            tensors, _meta = read_checkpoint(a.init)
+            model.load_state_dict(split_state(tensors, "model."))
+            ema.load_state_dict(split_state(tensors, "ema."))
+            console.print(f"initialised from {a.init}")
+        if rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "args.json").write_text(json.dumps(dataclasses.asdict(a), indent=1))
 
     train_cache = ShapeCache.load(a.data, a.split)
     val_cache = ShapeCache.load(a.data, a.val_split) if rank == 0 else None

@@ -1,7 +1,8 @@
 """The .vat container, format v1: pack/unpack multi-scale token streams (see format/SPEC.md).
 
 This module is the normative reference reader/writer. It deliberately depends only on the standard
-library, numpy and zstandard (no torch), so tools can inspect files without the neural codec.
+library, numpy and zstandard (no torch), so tools can inspect files without the neural codec. The
+range coder's payload (coder 2) lives in `vatcodec.entropy`, imported only for such files.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import zstandard
 from vatcodec.errors import BitstreamError
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1  # what this reader implements; a writer declares the lowest minor its file needs
 MAGIC = b"VAT"
-CODERS = {"raw": 0, "zstd": 1}
+CODERS = {"raw": 0, "zstd": 1, "range": 2}
 CODER_NAMES = {v: k for k, v in CODERS.items()}
+CODER_MINOR = {"raw": 0, "zstd": 0, "range": 1}  # the format minor version that registered each coder
 EXT_FSCORE = 1  # extension tag: measured F-score, float32 little-endian
 
 MODEL_ID_BYTES = 8
@@ -53,7 +55,7 @@ class VatFile:
     coder: str = "raw"
     flags: int = 0
     extensions: dict[int, bytes] = field(default_factory=dict)
-    version: tuple[int, int] = (FORMAT_MAJOR, FORMAT_MINOR)
+    version: tuple[int, int] = (FORMAT_MAJOR, 0)
 
     @property
     def num_scales(self) -> int:
@@ -224,11 +226,15 @@ def _check_known_extension(tag: int, value: bytes) -> None:
         raise BitstreamError(f"extension {tag} (F-score) must be 4 bytes, got {len(value)}")
 
 
-def pack(vat: VatFile) -> bytes:
+def pack(vat: VatFile, tables=None) -> bytes:
     """Serialize a VatFile to .vat bytes after validating every field.
 
+    Args:
+        vat: the file's fields.
+        tables: the model's entropy tables `freq_SK` (scales x codebook), needed by the "range" coder only.
+
     Raises:
-        BitstreamError: a field is out of range or inconsistent with another.
+        BitstreamError: a field is out of range or inconsistent with another, or "range" without tables.
     """
     major, minor = (_as_int(v, "version") for v in vat.version)
     if major != FORMAT_MAJOR or not 0 <= minor <= 255:
@@ -273,7 +279,14 @@ def pack(vat: VatFile) -> bytes:
     out += _encode_varint(len(extensions))
     for tag, value in extensions:
         out += bytes([tag]) + _encode_varint(len(value)) + value
-    payload = _pack_bits(np.concatenate(arrays), bits)
+    if vat.coder == "range":
+        from vatcodec import entropy
+
+        if tables is None:
+            raise BitstreamError("the range coder needs the model's entropy tables")
+        payload = entropy.pack_payload(arrays, entropy.check_tables(tables, len(schedule), codebook))
+    else:
+        payload = _pack_bits(np.concatenate(arrays), bits)
     if vat.coder == "zstd":
         payload = _zstd_compressor.compress(payload)
     out += payload
@@ -330,8 +343,8 @@ def _decode_payload(payload: bytes, coder: int, count: int, bits: int) -> np.nda
     return _unpack_bits(payload, count, bits)
 
 
-def _parse(data: bytes) -> tuple[VatFile, int]:
-    """Full parse; returns the file and the payload length in bytes."""
+def _parse_header(data: bytes) -> tuple[dict, int, bytes]:
+    """Envelope and header: the VatFile fields but the indices, the number of present scales, the payload."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BitstreamError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -366,18 +379,11 @@ def _parse(data: bytes) -> tuple[VatFile, int]:
         extensions[tag] = r.take(length, f"extension {tag}")
         _check_known_extension(tag, extensions[tag])
         last_tag = tag
-    payload = data[r.pos : r.end]
-    count = sum(schedule[:present])
-    flat = _decode_payload(payload, coder, count, bits)
-    if count and flat.max() >= codebook:
-        raise BitstreamError(f"index {int(flat.max())} >= codebook size {codebook}")
-    splits = np.cumsum(schedule[: present - 1])
-    vat = VatFile(
+    fields = dict(
         model_id=model_id,
         codebook_size=codebook,
         index_bits=bits,
         schedule=tuple(schedule),
-        indices=list(np.split(flat, splits)),
         center=(cx, cy, cz),
         scale=scale,
         coder=CODER_NAMES[coder],
@@ -385,42 +391,81 @@ def _parse(data: bytes) -> tuple[VatFile, int]:
         extensions=extensions,
         version=(major, minor),
     )
-    return vat, len(payload)
+    return fields, present, data[r.pos : r.end]
 
 
-def unpack(data: bytes) -> VatFile:
+def _decode_indices(fields: dict, present: int, payload: bytes, tables) -> list[np.ndarray]:
+    schedule, codebook = fields["schedule"], fields["codebook_size"]
+    if fields["coder"] == "range":
+        from vatcodec import entropy
+
+        segments = entropy.split_payload(payload, present)  # framing first: a bad file fails without tables
+        if tables is None:
+            raise BitstreamError(
+                f"this file is range-coded: decoding it needs the entropy tables of model"
+                f" {bytes(fields['model_id']).hex()}"
+            )
+        freq_SK = entropy.check_tables(tables, len(schedule), codebook)
+        return entropy.decode_payload(segments, list(schedule[:present]), freq_SK)
+    count = sum(schedule[:present])
+    flat = _decode_payload(payload, CODERS[fields["coder"]], count, fields["index_bits"])
+    if count and flat.max() >= codebook:
+        raise BitstreamError(f"index {int(flat.max())} >= codebook size {codebook}")
+    return list(np.split(flat, np.cumsum(schedule[: present - 1])))
+
+
+def unpack(data: bytes, tables=None) -> VatFile:
     """Parse and fully validate .vat bytes (magic, version, CRC, every length and index).
 
+    Args:
+        data: the file's bytes.
+        tables: the model's entropy tables `freq_SK`; needed only to decode a range-coded file (coder 2).
+
     Raises:
-        BitstreamError: the bytes are not a valid .vat file this reader supports.
+        BitstreamError: the bytes are not a valid .vat file this reader supports, or a range-coded file
+            comes without tables (or with tables of the wrong shape).
     """
-    return _parse(data)[0]
+    fields, present, payload = _parse_header(data)
+    return VatFile(indices=_decode_indices(fields, present, payload, tables), **fields)
 
 
 def header_info(data: bytes) -> dict:
-    """Validate a .vat file and describe it as JSON-serializable fields (for `vatcodec info`)."""
-    vat, payload_bytes = _parse(data)
-    tokens = sum(len(a) for a in vat.indices)
+    """Validate a .vat file and describe it as JSON-serializable fields (for `vatcodec info`).
+
+    Needs no model: a range-coded file is checked up to its per-scale framing, and `scale_bytes` lists the
+    coded bytes of each present scale.
+    """
+    fields, present, payload = _parse_header(data)
+    vat = VatFile(indices=[], **fields)
+    if vat.coder == "range":
+        from vatcodec import entropy
+
+        scale_bytes = [len(seg) for seg in entropy.split_payload(payload, present)]
+    else:
+        _decode_indices(fields, present, payload, None)
+    tokens = sum(vat.schedule[:present])
     info = {
         "format": f"vat {vat.version[0]}.{vat.version[1]}",
         "file_bytes": len(data),
-        "header_bytes": len(data) - payload_bytes,
-        "payload_bytes": payload_bytes,
+        "header_bytes": len(data) - len(payload),
+        "payload_bytes": len(payload),
         "model_id": bytes(vat.model_id).hex(),
         "codebook_size": vat.codebook_size,
         "index_bits": vat.index_bits,
         "coder": vat.coder,
         "flags": vat.flags,
         "schedule": list(vat.schedule),
-        "scales_present": vat.num_scales,
+        "scales_present": present,
         "scales_total": len(vat.schedule),
         "tokens_present": tokens,
         "tokens_total": sum(vat.schedule),
-        "bits_per_token": round(8 * payload_bytes / tokens, 3),
+        "bits_per_token": round(8 * len(payload) / tokens, 3),
         "center": list(vat.center),
         "scale": vat.scale,
         "extensions": {str(tag): value.hex() for tag, value in sorted(vat.extensions.items())},
     }
+    if vat.coder == "range":
+        info["scale_bytes"] = scale_bytes
     if EXT_FSCORE in vat.extensions:
         fscore = struct.unpack("<f", vat.extensions[EXT_FSCORE])[0]
         info["fscore"] = fscore if math.isfinite(fscore) else None  # keep the JSON strict

@@ -1,4 +1,4 @@
-"""Tokenizer checkpoints as safetensors: weights (+ EMA), the config and the model id; never pickle."""
+"""Tokenizer checkpoints as safetensors: weights (+ EMA), the config, the model id and entropy tables; never pickle."""
 
 from __future__ import annotations
 
@@ -7,17 +7,20 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .bitstream import MODEL_ID_BYTES
 from .config import VATConfig
-from .errors import VatError
+from .entropy import check_tables, tables_id
+from .errors import BitstreamError, VatError
 from .fileio import atomic_output
 from .tokenizer import VAT
 
 CKPT_FORMAT = "vatcodec-tokenizer-1"
+TABLES_KEY = "entropy.freq_SK"  # int32 (scales, codebook size): the range coder's frequency tables
 
 
 def model_id(cfg: VATConfig, state: dict[str, torch.Tensor]) -> bytes:
@@ -45,11 +48,13 @@ def save_checkpoint(
     meta: dict | None = None,
     dtype: torch.dtype | None = None,
     ema_only: bool = False,
+    freq_SK: np.ndarray | None = None,
 ) -> bytes:
     """Writes the model (and its EMA copy) atomically and returns the model id.
 
     `ema_only` ships the EMA weights as the model (smaller files for release). The model id is computed on the
-    weights exactly as `load_model` will see them, after any cast to `dtype`.
+    weights exactly as `load_model` will see them, after any cast to `dtype`. `freq_SK` are entropy tables to
+    store with the model (by default the tables `model` was loaded with, if any).
     """
 
     def cast(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -71,6 +76,12 @@ def save_checkpoint(
         "model_id": ident.hex(),
         "meta": json.dumps(meta or {}),
     }
+    if freq_SK is None:
+        freq_SK = getattr(model, "entropy_freq_SK", None)
+    if freq_SK is not None:
+        freq_SK = _checked_tables(model.cfg, freq_SK, "entropy tables")
+        tensors[TABLES_KEY] = torch.from_numpy(freq_SK.astype(np.int32))
+        metadata["entropy_id"] = tables_id(ident, freq_SK).hex()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -108,7 +119,58 @@ def load_model(path: str | os.PathLike, use_ema: bool = True, device: str = "cpu
     model = model.to(device).eval()
     ident = model_id(cfg, model.state_dict())
     # The stored id belongs to the weights a default load sees; check it to catch corrupt files.
-    if prefix == ("ema." if has_ema else "model.") and metadata.get("model_id") != ident.hex():
+    default_load = prefix == ("ema." if has_ema else "model.")
+    if default_load and metadata.get("model_id") != ident.hex():
         raise VatError(f"{path}: weights do not match the model id in the checkpoint (corrupt file?)")
     model.model_id = ident
+    model.entropy_freq_SK = model.entropy_id = None
+    if TABLES_KEY in tensors:
+        set_entropy_tables(
+            model, _checked_tables(cfg, tensors[TABLES_KEY].numpy(), f"{path}: entropy tables")
+        )
+        if default_load and metadata.get("entropy_id") != model.entropy_id.hex():
+            raise VatError(f"{path}: entropy tables do not match their id in the checkpoint (corrupt file?)")
     return model
+
+
+def _checked_tables(cfg: VATConfig, freq_SK, what: str) -> np.ndarray:
+    try:
+        return check_tables(freq_SK, len(cfg.schedule), cfg.codebook_size)
+    except BitstreamError as e:
+        raise VatError(f"{what}: {e}") from None
+
+
+def set_entropy_tables(model: VAT, freq_SK: np.ndarray | None) -> VAT:
+    """Give a model (loaded or built in memory) entropy tables, or take them away with None; returns it.
+
+    Sets `model.entropy_freq_SK` and `model.entropy_id`, the model id that range-coded files carry.
+
+    Raises:
+        VatError: the tables do not fit the model's schedule and codebook, or are not valid tables.
+    """
+    if freq_SK is None:
+        model.entropy_freq_SK = model.entropy_id = None
+        return model
+    freq_SK = _checked_tables(model.cfg, freq_SK, "entropy tables")
+    ident = getattr(model, "model_id", None) or model_id(model.cfg, model.state_dict())
+    model.entropy_freq_SK, model.entropy_id = freq_SK, tables_id(ident, freq_SK)
+    return model
+
+
+def add_tables(
+    src: str | os.PathLike, dst: str | os.PathLike, freq_SK: np.ndarray, info: dict | None = None
+) -> bytes:
+    """Copy checkpoint `src` to `dst` with entropy tables added (or replaced); returns the range-coded model id.
+
+    Every other tensor and metadata field is kept as it is, so the model id of `dst` equals that of `src`.
+    """
+    tensors, metadata = read_checkpoint(src)
+    cfg = VATConfig.from_json(metadata["config"])
+    freq_SK = _checked_tables(cfg, freq_SK, "entropy tables")
+    ident = tables_id(bytes.fromhex(metadata["model_id"]), freq_SK)
+    tensors[TABLES_KEY] = torch.from_numpy(freq_SK.astype(np.int32))
+    metadata = {**metadata, "entropy_id": ident.hex(), "entropy": json.dumps(info or {})}
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(dst, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return ident

@@ -120,6 +120,8 @@ def _info_rows(info: dict) -> list[tuple[str, str]]:
         ("scale", f"{info['scale']:.7g}"),
         ("flags", f"0x{info['flags']:02x}"),
     ]
+    if info.get("scale_bytes"):
+        rows.append(("coded scales", " ".join(map(str, info["scale_bytes"])) + " B"))
     if info.get("fscore") is not None:
         rows.append(("F-score", f"{info['fscore']:.4f}"))
     for tag, value in info["extensions"].items():
@@ -237,7 +239,12 @@ def encode_cmd(
         typer.Option("--max-bytes", metavar="B", help="Keep the most scales whose file fits in B bytes."),
     ] = None,
     coder: Annotated[
-        str, typer.Option("--coder", metavar="auto|raw|zstd", help="Payload coder; auto picks the smaller.")
+        str,
+        typer.Option(
+            "--coder",
+            metavar="auto|raw|zstd|range",
+            help="Payload coder; auto picks the smallest the model supports (range needs its entropy tables).",
+        ),
     ] = "auto",
     jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="J", help="Encode J files at once.")] = 1,
     model: ModelOption = None,
@@ -287,3 +294,86 @@ def decode_cmd(
     mesh = decode(read_input_bytes(file), model=model, scales=scales, resolution=resolution, faces=faces)
     save_mesh(mesh, target)
     console.print(Text(f"{output}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces"), soft_wrap=True)
+
+
+def _int_list(text: str | None, flag: str) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        fail(f"{flag} takes comma-separated integers, got {text!r}")
+    if any(v < 1 for v in values):
+        fail(f"{flag} values must be positive, got {text!r}")
+    return values
+
+
+@command("bench")
+def bench_cmd(
+    folder: Annotated[
+        str | None, typer.Argument(metavar="FOLDER", help="Meshes to measure (recursively).")
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="OUT", help="Output folder (also the cache).")
+    ] = ("bench"),
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smoke run: 3 small built-in meshes, few rates.")
+    ] = False,
+    models: Annotated[
+        list[str] | None,
+        typer.Option("--model", metavar="PATH", help="Checkpoint(s) of our codec (repeatable)."),
+    ] = None,
+    codecs: Annotated[str, typer.Option("--codecs", metavar="LIST", help="Any of vat,draco,voxel.")] = (
+        "vat,draco,voxel"
+    ),
+    budgets: Annotated[
+        str | None, typer.Option("--budgets", metavar="B,..", help="Baseline byte budgets [256..8192].")
+    ] = None,
+    prefixes: Annotated[
+        str | None, typer.Option("--prefixes", metavar="N,..", help="Our scale prefixes [all].")
+    ] = None,
+    resolution: Annotated[
+        int, typer.Option("--resolution", "-r", metavar="R", help="Our decode resolution.")
+    ] = 256,
+    occupancy: Annotated[
+        bool, typer.Option("--occupancy/--no-occupancy", help="Also measure tokenizer Acc/IoU/NSA/CS-IoU.")
+    ] = True,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="J", help="Worker processes.")] = 1,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", help="Only the first N meshes.")] = 0,
+    gallery: Annotated[
+        int, typer.Option("--gallery", metavar="N", help="Meshes in gallery.png (0: none).")
+    ] = 3,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw rd_*.png/svg.")] = True,
+) -> None:
+    """Rate-distortion of our codec against simplify+Draco and voxels+zstd; resumes from OUT/rows.jsonl."""
+    from vatcodec.bench import BenchOptions, run_bench
+    from vatcodec.bench.report import print_table
+    from vatcodec.bench.run import BUDGETS, QUICK_BUDGETS
+
+    if quick and folder:
+        fail("--quick uses built-in meshes: drop FOLDER or --quick")
+    opts = BenchOptions(
+        folder=folder,
+        out=output,
+        models=list(models or []),
+        codecs=tuple(c.strip() for c in codecs.split(",") if c.strip()),
+        budgets=_int_list(budgets, "--budgets") or (QUICK_BUDGETS if quick else BUDGETS),
+        prefixes=_int_list(prefixes, "--prefixes"),
+        resolution=resolution,
+        occupancy=occupancy,
+        jobs=jobs,
+        limit=limit,
+        gallery=gallery,
+        plots=plots,
+        quick=quick,
+    )
+    if quick and not prefixes:
+        opts.prefixes = (2, 4, 6, 8, 10)
+    if quick and resolution == 256:
+        opts.resolution = 128
+    if quick:
+        opts.gallery = min(gallery, 1)
+    print_table(run_bench(opts, progress=console.is_terminal), console)
+    console.print(
+        Text(f"wrote {output}/results.json, per_mesh.csv, summary.csv, plots and gallery"), soft_wrap=True
+    )

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from vatcodec.bitstream import CODERS, VatFile, index_bits_for, pack, unpack
+from vatcodec.bitstream import (
+    CODER_MINOR,
+    CODERS,
+    FORMAT_MAJOR,
+    VatFile,
+    header_info,
+    index_bits_for,
+    pack,
+    unpack,
+)
 from vatcodec.errors import BitstreamError, VatError
 
 if TYPE_CHECKING:
@@ -74,6 +83,26 @@ def _model_id(model: VAT) -> bytes:
     return bytes(ident)
 
 
+def _tables(model: VAT):
+    """The model's entropy tables `freq_SK`, or None (old checkpoints, test models)."""
+    return getattr(model, "entropy_freq_SK", None)
+
+
+def _file_model_id(model: VAT, coder: str) -> bytes:
+    """The id a file carries: the decoder's, and for the range coder also the tables it was coded with.
+
+    Raw and zstd files do not depend on the tables, so giving a model tables keeps its raw/zstd files valid.
+    """
+    if coder != "range":
+        return _model_id(model)
+    ident = getattr(model, "entropy_id", None)
+    if ident is None:
+        from vatcodec.entropy import tables_id
+
+        ident = tables_id(_model_id(model), _tables(model))
+    return bytes(ident)
+
+
 # --- encode -----------------------------------------------------------------------------------------------------
 
 
@@ -90,16 +119,28 @@ def _as_mesh(mesh_or_path) -> trimesh.Trimesh:
     raise TypeError(f"expected a mesh file path or a trimesh.Trimesh, got {type(mesh_or_path).__name__}")
 
 
-def _pack_smallest(vat: VatFile, coder: str) -> bytes:
-    if coder != "auto":
-        return pack(dataclasses.replace(vat, coder=coder))
-    # Ties go to raw: it needs no decompressor.
-    return min((pack(dataclasses.replace(vat, coder=c)) for c in ("raw", "zstd")), key=len)
+def _pack_smallest(vat: VatFile, coder: str, net: VAT) -> bytes:
+    if coder == "auto":  # every coder the model can use; ties go to the first (raw needs no decompressor)
+        coders = ["raw", "zstd"] + (["range"] if _tables(net) is not None else [])
+    else:
+        coders = [coder]
+    files = []
+    for c in coders:  # the id of what decoding needs, and the lowest format version that defines the coder
+        version = (FORMAT_MAJOR, max(vat.version[1], CODER_MINOR[c]))
+        fields = dataclasses.replace(vat, coder=c, model_id=_file_model_id(net, c), version=version)
+        files.append(pack(fields, tables=_tables(net)))
+    return min(files, key=len)
 
 
-def _check_options(cfg, scales: int | None, max_bytes: int | None, coder: str) -> None:
+def _check_options(net: VAT, scales: int | None, max_bytes: int | None, coder: str) -> None:
+    cfg = net.cfg
     if coder not in CODER_CHOICES:
         raise VatError(f"unknown coder {coder!r} (choose from {', '.join(CODER_CHOICES)})")
+    if coder == "range" and _tables(net) is None:
+        raise VatError(
+            f"the range coder needs entropy tables, and model {_model_id(net).hex()} has none"
+            " (add them with python -m training.token_stats)"
+        )
     total = len(cfg.schedule)
     if scales is not None and not 1 <= scales <= total:
         raise VatError(f"scales must be in 1..{total} for this model, got {scales}")
@@ -123,7 +164,8 @@ def encode(
         model: a VAT, a checkpoint path, or None for the shipped default model.
         scales: keep only this many leading scales (coarse to fine); None keeps all.
         max_bytes: keep the largest prefix of scales whose whole file fits in this many bytes.
-        coder: payload coder: "raw", "zstd", or "auto" for the smaller of the two.
+        coder: payload coder: "raw", "zstd", "range" (needs a model with entropy tables), or "auto" for the
+            smallest of those the model can use.
         seed: seed of the surface sampling fed to the encoder (fixed so encoding is deterministic).
 
     Raises:
@@ -135,14 +177,14 @@ def encode(
 
     net = _resolve_model(model)
     cfg = net.cfg
-    _check_options(cfg, scales, max_bytes, coder)
+    _check_options(net, scales, max_bytes, coder)
     unit, norm = normalize_mesh(_as_mesh(mesh_or_path))
     points_N3, normals_N3 = sample_surface(unit, cfg.num_points, seed)
     surface_1N6 = torch.from_numpy(np.concatenate([points_N3, normals_N3], axis=1).astype(np.float32))[None]
     with torch.inference_mode():
         indices = [t[0].numpy().astype(np.int64) for t in net.encode(surface_1N6)]  # per scale (L_s,)
     base = VatFile(
-        model_id=_model_id(net),
+        model_id=_model_id(net),  # replaced per coder by _pack_smallest
         codebook_size=cfg.codebook_size,
         index_bits=index_bits_for(cfg.codebook_size),
         schedule=tuple(cfg.schedule),
@@ -152,7 +194,7 @@ def encode(
     )
     keep = scales or len(cfg.schedule)
     for n in range(keep, 0, -1):
-        data = _pack_smallest(dataclasses.replace(base, indices=indices[:n]), coder)
+        data = _pack_smallest(dataclasses.replace(base, indices=indices[:n]), coder, net)
         if max_bytes is None or len(data) <= max_bytes:
             return data
     raise VatError(f"cannot fit in {max_bytes} bytes: the smallest file (1 scale) takes {len(data)} bytes")
@@ -161,18 +203,25 @@ def encode(
 # --- decode -----------------------------------------------------------------------------------------------------
 
 
-def _check_file_matches(vat: VatFile, net: VAT) -> None:
-    ours = _model_id(net)
-    if bytes(vat.model_id) != ours:
+def _check_file_matches(info: dict, net: VAT) -> None:
+    """`info` is the file's `header_info`: everything checked before its indices are decoded."""
+    theirs = info["model_id"]
+    if info["coder"] == "range" and _tables(net) is None:
         raise VatError(
-            f"model id mismatch: the file was encoded with model {bytes(vat.model_id).hex()},"
-            f" the loaded model is {ours.hex()}; pass the matching checkpoint with --model"
+            f"the file is range-coded with the entropy tables of model {theirs}, but the loaded model"
+            f" {_model_id(net).hex()} has no entropy tables; pass the matching checkpoint with --model"
+        )
+    ours = _file_model_id(net, info["coder"]).hex()
+    if theirs != ours:
+        raise VatError(
+            f"model id mismatch: the file was encoded with model {theirs},"
+            f" the loaded model is {ours}; pass the matching checkpoint with --model"
         )
     cfg = net.cfg
-    if vat.codebook_size != cfg.codebook_size or tuple(vat.schedule) != tuple(cfg.schedule):
+    if info["codebook_size"] != cfg.codebook_size or tuple(info["schedule"]) != tuple(cfg.schedule):
         raise BitstreamError(
-            f"file declares codebook {vat.codebook_size} and schedule {list(vat.schedule)}, but its model"
-            f" {ours.hex()} has codebook {cfg.codebook_size} and schedule {list(cfg.schedule)}"
+            f"file declares codebook {info['codebook_size']} and schedule {info['schedule']}, but its model"
+            f" {ours} has codebook {cfg.codebook_size} and schedule {list(cfg.schedule)}"
         )
 
 
@@ -232,9 +281,10 @@ def decode(
         raise VatError(f"scales must be >= 1, got {scales}")
     if faces is not None and faces < 4:
         raise VatError(f"faces must be >= 4, got {faces}")
-    vat = unpack(data)
+    info = header_info(data)  # a corrupt file fails here, before any model is loaded
     net = _resolve_model(model)
-    _check_file_matches(vat, net)
+    _check_file_matches(info, net)
+    vat = unpack(data, tables=_tables(net))
     n = min(scales or vat.num_scales, vat.num_scales)
     indices = [torch.from_numpy(np.asarray(a, dtype=np.int64))[None] for a in vat.indices[:n]]  # (1, L_s)
     with torch.inference_mode():
@@ -246,6 +296,25 @@ def decode(
     if faces is not None:
         vertices_N3, faces_F3 = _decimate(vertices_N3, faces_F3, faces)
     return trimesh.Trimesh(vertices=vertices_N3, faces=faces_F3, process=False)
+
+
+def recode(data: bytes, *, model=None, coder: str = "auto", scales: int | None = None) -> bytes:
+    """Re-code a .vat file's tokens with another coder and/or keep a prefix of its scales.
+
+    The mesh is not encoded again: the indices stay identical, only the payload coding (and, for the range coder,
+    the model id) change. Extensions are kept.
+
+    Raises:
+        BitstreamError: the bytes are not a valid .vat file.
+        VatError: the file was written by another model, or bad options.
+    """
+    info = header_info(data)
+    net = _resolve_model(model)
+    _check_file_matches(info, net)
+    _check_options(net, scales, None, coder)
+    vat = unpack(data, tables=_tables(net))
+    keep = min(scales or vat.num_scales, vat.num_scales)
+    return _pack_smallest(dataclasses.replace(vat, indices=vat.indices[:keep]), coder, net)
 
 
 # --- batches ----------------------------------------------------------------------------------------------------
@@ -330,7 +399,7 @@ def encode_many(
     if jobs < 1:
         raise VatError(f"jobs must be >= 1, got {jobs}")
     net = _resolve_model(model)
-    _check_options(net.cfg, options.get("scales"), options.get("max_bytes"), options.get("coder", "auto"))
+    _check_options(net, options.get("scales"), options.get("max_bytes"), options.get("coder", "auto"))
     if jobs == 1 or len(srcs) <= 1:
         return (_encode_one(src, dst, net, options) for src, dst in zip(srcs, dsts, strict=True))
     # Workers load the checkpoint by path when there is one, else get the model pickled.

@@ -1,0 +1,44 @@
+"""The benchmark's gallery: per mesh, the original, our decodes at three rates, and Draco at the same bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _three_rates(prefixes: list[int]) -> list[int]:
+    if len(prefixes) <= 3:
+        return prefixes
+    return [prefixes[len(prefixes) // 3], prefixes[(2 * len(prefixes)) // 3], prefixes[-1]]
+
+
+def write_gallery(paths: list[Path], root: Path, out_path: Path, opts, records: list[dict]) -> None:
+    """Renders `paths` (at most a few meshes) with the first model of `opts` into one PNG at `out_path`."""
+    from vatcodec.baselines import DracoBaseline
+    from vatcodec.bench.run import _model
+    from vatcodec.codec import decode, encode
+    from vatcodec.gallery import make_gallery
+    from vatcodec.mesh_io import load_mesh
+
+    model = (opts.models or [None])[0]
+    net = _model(model)
+    S = len(net.cfg.schedule)
+    prefixes = sorted(n for n in (opts.prefixes or range(1, S + 1)) if 1 <= n <= S)
+    rows = []
+    for p in paths:
+        ref = load_mesh(p)
+        tiles = [("original", ref)]
+        draco = DracoBaseline(ref) if "draco" in opts.codecs else None
+        sizes = []
+        for n in _three_rates(prefixes):
+            data = encode(ref, model=net, scales=n)
+            try:
+                mesh = decode(data, model=net, resolution=opts.resolution)
+            except Exception:  # noqa: BLE001 - an empty decode shows as a failed tile
+                mesh = None
+            tiles.append((f"VAT {n} scales, {len(data)} B", mesh))
+            sizes.append(len(data))
+        for b in sizes if draco else []:
+            res = draco.at_budget(b)
+            tiles.append((f"Draco <= {b} B", None if res is None else res.mesh))
+        rows.append((p.relative_to(root).as_posix(), tiles))
+    make_gallery(rows, out_path)

@@ -1,0 +1,240 @@
+"""`vatcodec bench`: runs every codec on a folder of meshes with a resumable cache, then reports, plots, gallery.
+
+Work is one job per (mesh, codec); each finished job appends its rows to `<out>/rows.jsonl`, so an
+interrupted run resumes where it stopped. Reports and plots are drawn from that file alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vatcodec.errors import VatError
+
+BUDGETS = (256, 512, 1024, 2048, 4096, 8192)
+QUICK_BUDGETS = (512, 2048)
+BASELINE_CODECS = ("draco", "voxel")
+QUICK_MESH_NAMES = ("chair.obj", "table.obj", "torus.obj")
+
+
+@dataclass
+class BenchOptions:
+    """What `vatcodec bench` runs; every field is a CLI flag."""
+
+    folder: str | None = None  # meshes to measure (recursively); None with quick = built-in examples
+    out: str = "bench"  # output folder: rows.jsonl cache, results.json, CSVs, plots, gallery
+    models: list[str] = field(default_factory=list)  # checkpoints of our codec; empty = the shipped model
+    codecs: tuple[str, ...] = ("vat", "draco", "voxel")  # which codecs to run
+    budgets: tuple[int, ...] = BUDGETS  # byte budgets of the baselines
+    prefixes: tuple[int, ...] = ()  # scale prefixes of our codec; empty = every prefix
+    resolution: int = 256  # marching-cubes resolution of our decodes
+    occupancy: bool = True  # also measure the tokenizer's Accuracy / IoU / NSA / CS-IoU
+    jobs: int = 1  # worker processes
+    limit: int = 0  # only the first N meshes (sorted by path); 0 = all
+    gallery: int = 3  # meshes in the gallery image; 0 = none
+    plots: bool = True  # draw PNG/SVG plots
+    quick: bool = False  # smoke run: three small meshes, few rates
+
+
+def quick_meshes(folder: Path) -> list[Path]:
+    """Writes the three small smoke-test meshes (the shipped example chair and two primitives) to `folder`."""
+    import shutil
+
+    import trimesh
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chair = Path(__file__).resolve().parents[2] / "examples" / "chair.obj"
+    if not chair.exists():
+        raise VatError(f"the quick benchmark needs {chair}, the example mesh of a source checkout")
+    shutil.copyfile(chair, folder / QUICK_MESH_NAMES[0])
+    top = trimesh.creation.box((1.0, 0.06, 0.6))
+    top.apply_translation((0, 0.47, 0))
+    legs = [trimesh.creation.box((0.06, 0.9, 0.06)) for _ in range(4)]
+    for leg, (x, z) in zip(legs, [(-0.45, -0.25), (0.45, -0.25), (-0.45, 0.25), (0.45, 0.25)], strict=False):
+        leg.apply_translation((x, 0.0, z))
+    trimesh.util.concatenate([top, *legs]).export(folder / QUICK_MESH_NAMES[1])
+    trimesh.creation.torus(0.35, 0.1, major_sections=48, minor_sections=16).export(
+        folder / QUICK_MESH_NAMES[2]
+    )
+    return [folder / n for n in QUICK_MESH_NAMES]
+
+
+def find_mesh_files(folder: Path, limit: int = 0) -> list[Path]:
+    """Mesh files under `folder`, sorted by relative path."""
+    from vatcodec.mesh_io import SUPPORTED_SUFFIXES
+
+    if not folder.is_dir():
+        raise VatError(f"{folder} is not a folder")
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    if not paths:
+        raise VatError(f"no mesh files ({', '.join(sorted(SUPPORTED_SUFFIXES))}) under {folder}")
+    return paths[:limit] if limit else paths
+
+
+# --- worker side -----------------------------------------------------------------------------------------
+
+_MODELS: dict = {}
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _model(path: str | None):
+    from vatcodec.codec import get_model
+
+    if path not in _MODELS:
+        _MODELS[path] = get_model(path)
+    return _MODELS[path]
+
+
+def _run_job(job: dict) -> dict:
+    """One (mesh, codec) job in a worker; failures come back as an error string, never as an exception."""
+    from vatcodec.bench import measure
+
+    t = time.perf_counter()
+    out = {"mesh": job["mesh"], "codec": job["codec"], "rows": [], "occupancy": None, "error": None}
+    try:
+        if job["kind"] == "vat":
+            net = _model(job["model"])
+            out["rows"] = measure.measure_vat(
+                job["path"], job["mesh"], net, job["codec"], job["prefixes"], job["resolution"]
+            )
+            if job["occupancy"]:
+                out["occupancy"] = measure.measure_occupancy(
+                    job["path"], job["mesh"], net, job["codec"], job["prefixes"]
+                )
+        else:
+            out["rows"] = measure.measure_baseline(job["path"], job["mesh"], job["codec"], job["budgets"])
+    except (VatError, ValueError, ImportError) as exc:
+        out["error"] = " ".join(str(exc).split())
+    out["seconds"] = time.perf_counter() - t
+    return out
+
+
+# --- driver ----------------------------------------------------------------------------------------------
+
+
+def _codec_name(model: str | None) -> str:
+    return "vat" if model is None else "vat:" + Path(model).stem
+
+
+def _jobs(opts: BenchOptions, paths: list[Path], root: Path, schedules: dict) -> list[dict]:
+    jobs = []
+    models = opts.models or [None]
+    for p in paths:
+        name = p.relative_to(root).as_posix()
+        for codec in opts.codecs:
+            if codec == "vat":
+                for m in models:
+                    S = schedules[m]
+                    prefixes = [n for n in (opts.prefixes or range(1, S + 1)) if 1 <= n <= S]
+                    jobs.append(
+                        dict(
+                            kind="vat",
+                            path=str(p),
+                            mesh=name,
+                            codec=_codec_name(m),
+                            model=m,
+                            prefixes=prefixes,
+                            resolution=opts.resolution,
+                            occupancy=opts.occupancy,
+                        )
+                    )
+            else:
+                jobs.append(
+                    dict(kind="baseline", path=str(p), mesh=name, codec=codec, budgets=list(opts.budgets))
+                )
+    return jobs
+
+
+def _read_cache(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    done = []
+    for line in path.read_text().splitlines():
+        try:
+            done.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut by an interrupted run: everything after it is redone
+    return done
+
+
+def run_bench(opts: BenchOptions, progress: bool = True) -> dict:
+    """Measures, writes `results.json`, CSVs, plots and the gallery under `opts.out`; returns the results."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vatcodec.bench.report import write_reports
+
+    unknown = set(opts.codecs) - {"vat", *BASELINE_CODECS}
+    if unknown:
+        raise VatError(f"unknown codec(s) {', '.join(sorted(unknown))} (choose from vat, draco, voxel)")
+    if opts.jobs < 1:
+        raise VatError(f"jobs must be >= 1, got {opts.jobs}")
+    out = Path(opts.out)
+    if opts.quick:
+        root = out / "meshes"
+        paths = quick_meshes(root)
+    else:
+        if not opts.folder:
+            raise VatError("give a folder of meshes, or --quick for the built-in smoke run")
+        root = Path(opts.folder)
+        paths = find_mesh_files(root, opts.limit)
+    out.mkdir(parents=True, exist_ok=True)
+    schedules = (
+        {m: len(_model(m).cfg.schedule) for m in (opts.models or [None])} if "vat" in opts.codecs else {}
+    )
+    cache = out / "rows.jsonl"
+    done = {(r["mesh"], r["codec"]) for r in _read_cache(cache)}
+    todo = [j for j in _jobs(opts, paths, root, schedules) if (j["mesh"], j["codec"]) not in done]
+    threads = max(1, (os.cpu_count() or 1) // opts.jobs)
+    bar = Progress(
+        TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(), disable=not progress,
+    )  # fmt: skip
+    with bar, open(cache, "a") as f:
+        task = bar.add_task("bench", total=len(todo), last="")
+        if opts.jobs == 1:
+            _init_worker(threads)
+            results = map(_run_job, todo)
+        else:
+            pool = ProcessPoolExecutor(opts.jobs, initializer=_init_worker, initargs=(threads,))
+            results = pool.map(_run_job, todo)
+        for res in results:
+            f.write(json.dumps(res) + "\n")
+            f.flush()
+            state = f"error: {res['error']}" if res["error"] else f"{res['seconds']:.1f} s"
+            bar.update(task, advance=1, last=f"{res['mesh']} {res['codec']} {state}")
+        if opts.jobs > 1:
+            pool.shutdown()
+    records = _read_cache(cache)
+    meta = {
+        "folder": str(root),
+        "options": asdict(opts),
+        "meshes": len(paths),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    results = write_reports(records, out, meta)
+    if opts.plots:
+        from vatcodec.bench.plot import draw_plots
+
+        draw_plots(out / "results.json", out)
+    if opts.gallery and "vat" in opts.codecs:
+        from vatcodec.bench.gallery_rows import write_gallery
+
+        write_gallery(paths[: opts.gallery], root, out / "gallery.png", opts, records)
+    return results
+
+
+def summary_means(rows: list[dict], key: str) -> float | None:
+    """Mean of `key` over rows where it is defined (Chamfer is undefined for a lost shape)."""
+    vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
+    return float(np.mean(vals)) if vals else None
