@@ -39,6 +39,7 @@ def write_gallery(paths: list[Path], root: Path, out_path: Path, opts, records: 
             sizes.append(len(data))
         for b in sizes if draco else []:
             res = draco.at_budget(b)
-            tiles.append((f"Draco <= {b} B", None if res is None else res.mesh))
+            caption = f"Draco <= {b} B: nothing fits" if res is None else f"Draco {res.nbytes} B"
+            tiles.append((caption, None if res is None else res.mesh))
         rows.append((p.relative_to(root).as_posix(), tiles))
     make_gallery(rows, out_path)

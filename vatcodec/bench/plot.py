@@ -42,6 +42,8 @@ def draw_plots(results_path: str | Path, out_dir: str | Path) -> list[Path]:
                             fontsize=8, color="tab:red")  # fmt: skip
             ax.set_ylim(0, 1.02)
         ax.set_xscale("log")
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(lo, max(hi, 12_000))  # room for the paper's 3.9 KB label
         ax.set_xlabel("bytes per shape (mean)")
         ax.set_ylabel(label)
         ax.set_title(f"{results.get('meshes', '?')} meshes from {Path(str(results.get('folder', ''))).name}")
