@@ -57,7 +57,6 @@ def measure_vat(path: str, name: str, net, codec: str, prefixes: list[int], reso
     """
     import torch
 
-    from vatcodec.bitstream import unpack
     from vatcodec.codec import decode, encode
     from vatcodec.mesh_io import load_mesh, normalize_mesh
 
@@ -87,7 +86,7 @@ def measure_vat(path: str, name: str, net, codec: str, prefixes: list[int], reso
                 encode_s=t_enc,
                 decode_s=t_dec,
                 faces=0 if mesh is None else len(mesh.faces),
-                tokens=int(sum(len(a) for a in unpack(data).indices)),
+                tokens=int(sum(net.cfg.schedule[:n])),
                 error=error,
                 peak_rss_mb=_peak_rss_mb(),
                 threads=torch.get_num_threads(),
@@ -112,7 +111,7 @@ def measure_occupancy(path: str, name: str, net, codec: str, prefixes: list[int]
     ref_unit, _ = normalize_mesh(load_mesh(path))
     sample = make_sample(ref_unit, 16, OCC_UNIFORM, OCC_NEAR, seed)
     queries_1M3 = torch.from_numpy(sample["query_points"])[None]
-    indices = unpack(encode(ref_unit, model=net)).indices
+    indices = unpack(encode(ref_unit, model=net, coder="raw")).indices  # raw: unpacking needs no tables
     per_prefix = []
     with torch.inference_mode():
         for n in prefixes:

@@ -184,3 +184,41 @@ def print_table(results: dict, console) -> None:
             )
     for e in results.get("errors", []):
         console.print(f"[red]failed[/red] {e['mesh']} ({e['codec']}): {e['error']}")
+
+
+def markdown(results: dict) -> str:
+    """The summary as Markdown tables (for the README): rate-distortion, speed, tokenizer quality."""
+    f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    lines = ["| codec | rate | mean bytes | mean F | median F | mean Chamfer | mean NC | compression | lost |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for c in results["codecs"]:
+        r = c["results"]
+        for i in range(len(r["rate"])):
+            lines.append(
+                f"| {c['name']} | {r['rate'][i]} | {f(r['bytes'][i], '.0f')} | {f(r['fscore'][i], '.3f')} | "
+                f"{f(r['median_fscore'][i], '.3f')} | {f(r['chamfer'][i], '.4f')} | "
+                f"{f(r['normal_consistency'][i], '.3f')} | {f(r['ratio'][i], '.0f')}x | "
+                f"{r['missing'][i]}/{r['meshes'][i]} |"
+            )
+    for c, s in results.get("speed", {}).items():
+        speed = (
+            f"{c}: encode {f(s['mean_encode_s'], '.2f')} s mean ({f(s['max_encode_s'], '.2f')} max), decode "
+            f"{f(s['mean_decode_s'], '.2f')} s mean ({f(s['max_decode_s'], '.2f')} max) per file at the run's "
+            f"resolution, peak RSS {f(s['peak_rss_mb'], '.0f')} MB per worker, {s['threads']} torch threads."
+        )
+        lines += ["", speed]
+    for c, o in results.get("occupancy", {}).items():
+        if o["meshes"]:
+            occ = (
+                f"{c} tokenizer ({o['meshes']} meshes): Accuracy {o['accuracy']:.3f}, IoU {o['iou']:.3f}, "
+                f"Near-Surface Accuracy {o['near_surface_accuracy']:.3f}, CS-IoU {o['cs_iou']:.3f}; "
+                "IoU by prefix " + " ".join(f"{x:.2f}" for x in o["prefix_iou"])
+            )
+            lines += ["", occ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
