@@ -160,19 +160,63 @@ ModelOption = Annotated[
 ]
 
 
+class _LazyBar:
+    """A progress bar on stderr that appears only once the work has taken more than a second."""
+
+    DELAY_S = 1.0
+
+    def __init__(self):
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self._bar = self._task = None
+        self._console = Console(stderr=True)
+
+    def __call__(self, fraction: float, what: str) -> None:
+        if self._bar is None:
+            if not self._console.is_terminal or self._clock() - self._start < self.DELAY_S:
+                return
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+            self._bar = Progress(*columns, console=self._console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(what, total=1.0)
+        self._bar.update(self._task, completed=fraction, description=what)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
 def _encode_one_file(mesh: str, output: str, options: dict) -> None:
+    import warnings
+
     from vatcodec.bitstream import header_info
-    from vatcodec.codec import encode
+    from vatcodec.codec import QualityWarning, encode
     from vatcodec.fileio import atomic_write_bytes
 
-    data = encode(mesh, **options)
+    bar = _LazyBar()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", QualityWarning)
+            data = encode(mesh, progress=bar, **options)
+    finally:
+        bar.close()
     atomic_write_bytes(output, data)
+    for w in caught:
+        if issubclass(w.category, QualityWarning):  # one line on stderr; the file is written all the same
+            typer.echo(f"warning: {' '.join(str(w.message).split())}", err=True)
+        else:  # anything else keeps Python's usual display
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if output != "-":  # stdout carries the file itself
         info = header_info(data)
+        fscore = "" if info.get("fscore") is None else f", F-score {info['fscore']:.4f}"
         console.print(
             Text(
                 f"{output}: {len(data)} bytes, {info['scales_present']} of {info['scales_total']} scales,"
-                f" {info['coder']}"
+                f" {info['coder']}{fscore}"
             ),
             soft_wrap=True,
         )
@@ -202,6 +246,12 @@ def _encode_batch(meshes: list[str], out_dir: str, jobs: int, options: dict) -> 
     with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("encode", total=len(meshes))
         for result in results:
+            if result.warning:
+                line = f"warning: {result.source}: {result.warning}"
+                if err_console.is_terminal:
+                    bar.console.print(Text(line), soft_wrap=True)
+                else:
+                    typer.echo(line, err=True)
             if not result.ok:
                 failed += 1
                 line = f"error: {result.source}: {result.error}"
@@ -246,13 +296,55 @@ def encode_cmd(
             help="Payload coder; auto picks the smallest the model supports (range needs its entropy tables).",
         ),
     ] = "auto",
+    effort: Annotated[
+        int,
+        typer.Option(
+            "--effort",
+            "-e",
+            metavar="0-3",
+            help="0: one encoder pass. 1-3: refine the tokens through the decoder against the shape's own"
+            " occupancy (vat-s, one busy core: about 4, 15, 40 s per mesh); never a worse occupancy fit.",
+        ),
+    ] = 0,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--time-limit",
+            metavar="S",
+            help="Stop refining after S seconds per file and keep the best tokens so far (the bytes then"
+            " depend on the machine's speed).",
+        ),
+    ] = None,
+    quality: Annotated[
+        float | None,
+        typer.Option(
+            "--quality",
+            metavar="F",
+            help="Write the smallest prefix whose F-score against the input (tau 0.01, decoded at 256, measured"
+            " by the encoder and recorded in the header) is at least F, by bisection; if even the largest file"
+            " does not reach F, write that one and print a one-line warning (exit 0).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", metavar="N", help="Seed of all sampling; the same seed gives the same bytes."),
+    ] = 0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="J", help="Encode J files at once.")] = 1,
     model: ModelOption = None,
 ) -> None:
     """Compress meshes into .vat files; the same input always gives the same bytes."""
     from pathlib import Path
 
-    options = {"model": model, "scales": scales, "max_bytes": max_bytes, "coder": coder}
+    options = {
+        "model": model,
+        "scales": scales,
+        "max_bytes": max_bytes,
+        "coder": coder,
+        "effort": effort,
+        "time_limit": time_limit,
+        "quality": quality,
+        "seed": seed,
+    }
     if len(meshes) == 1 and not Path(output).is_dir():
         _encode_one_file(meshes[0], output, options)
     else:
