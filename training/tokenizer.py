@@ -63,7 +63,9 @@ class TrainArgs:
     augment: bool = True  # flips and quarter turns (label-preserving)
     split: str = "train"  # which split of the cache to train on
     val_split: str = "val"  # which split to validate on
-    init: str = ""  # start a NEW run from this run's weights (model + EMA + codebook), fresh optimizer/schedule
+    init: str = (
+        ""  # start a NEW run from this run's weights (model + EMA + codebook), fresh optimizer/schedule
+    )
     extra: dict = field(default_factory=dict)
 
 
