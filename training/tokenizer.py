@@ -321,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         train(args)
+        if dist.is_initialized():
+            # Tear the process group down together: a rank that destroys it while another still uses it can
+            # abort at exit ("terminate called without an active exception"), seen once in CI.
+            dist.barrier()
     except KeyboardInterrupt:
         print("interrupted; resume with the same command", file=sys.stderr)
         return 130
