@@ -24,13 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import trimesh
 
 from vatcodec import codec, effort
 from vatcodec.bitstream import unpack
 from vatcodec.errors import VatError
 from vatcodec.mesh_io import SUPPORTED_SUFFIXES, load_mesh, normalize_mesh
-from vatcodec.metrics import surface_metrics
+from vatcodec.metrics import decoded_surface_metrics
 
 FIELDS = (
     "mesh", "rate", "effort", "scales", "bytes", "fscore", "chamfer", "normal_consistency", "loss",
@@ -72,12 +71,7 @@ def measure(
             except VatError as exc:  # an empty decoded shape scores F = 0
                 mesh, row["error"] = None, str(exc)
             row["decode_s"] = time.perf_counter() - t
-            if mesh is None:
-                row.update(fscore=0.0, chamfer=None, normal_consistency=0.0)
-            else:
-                unit = trimesh.Trimesh(norm.to_unit(np.asarray(mesh.vertices)), mesh.faces, process=False)
-                m = surface_metrics(unit, ref_unit)
-                row.update({k: float(m[k]) for k in ("fscore", "chamfer", "normal_consistency")})
+            row.update(decoded_surface_metrics(mesh, ref_unit, norm))
             rows.append(row)
             print(
                 f"{row['mesh']} {row['rate']} effort {level}: {row['bytes']} B, {row['scales']} scales,"

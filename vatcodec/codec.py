@@ -177,16 +177,13 @@ def _check_effort_options(
 
 def _fscore(data: bytes, net: VAT, ref_unit: trimesh.Trimesh, norm, resolution: int) -> float:
     """F-score of a file's decoded shape against the reference, both in the reference's unit frame."""
-    import trimesh
-
-    from vatcodec.metrics import surface_metrics
+    from vatcodec.metrics import decoded_surface_metrics
 
     try:
         mesh = decode(data, model=net, resolution=resolution)
     except VatError:  # the only one a file we just wrote can raise: the decoded shape is empty
-        return 0.0
-    unit = trimesh.Trimesh(norm.to_unit(np.asarray(mesh.vertices)), np.asarray(mesh.faces), process=False)
-    return float(surface_metrics(unit, ref_unit)["fscore"])
+        mesh = None
+    return decoded_surface_metrics(mesh, ref_unit, norm)["fscore"]
 
 
 def measure_fscore(data: bytes, mesh_or_path, *, model=None, resolution: int = QUALITY_RESOLUTION) -> float:

@@ -366,3 +366,19 @@ def cs_iou(ious_per_prefix: Sequence[float]) -> float:
     if not np.all((values >= 0) & (values <= 1)):
         raise ValueError("per-prefix IoUs must lie in [0, 1]")
     return float(values.mean())
+
+
+def decoded_surface_metrics(
+    pred: trimesh.Trimesh | None, ref_unit: trimesh.Trimesh, norm
+) -> dict[str, float | None]:
+    """F-score, Chamfer and normal consistency of a decoded mesh in ORIGINAL coordinates against ``ref_unit``.
+
+    ``pred`` is mapped into the reference's unit-cube frame with ``norm`` (its `mesh_io.Normalization`) first, so
+    codecs that return shapes in place are scored like the unit-frame protocol. A missing or empty ``pred`` (a
+    lost shape) scores F = 0, normal consistency 0 and no Chamfer.
+    """
+    if pred is None or len(pred.faces) == 0:
+        return {"fscore": 0.0, "chamfer": None, "normal_consistency": 0.0}
+    unit = trimesh.Trimesh(norm.to_unit(np.asarray(pred.vertices)), np.asarray(pred.faces), process=False)
+    m = surface_metrics(unit, ref_unit)
+    return {k: float(m[k]) for k in ("fscore", "chamfer", "normal_consistency")}

@@ -13,26 +13,15 @@ import resource
 import time
 
 import numpy as np
-import trimesh
 
-# Budget rows where a codec has nothing that fits score this F (the shape is lost), and no Chamfer.
-MISSING = {"fscore": 0.0, "chamfer": None, "normal_consistency": 0.0}
+from vatcodec.metrics import decoded_surface_metrics
+
 # Query points per mesh for the tokenizer's occupancy metrics (half uniform, half near the surface).
 OCC_UNIFORM, OCC_NEAR = 20_000, 20_000
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _surface(pred: trimesh.Trimesh | None, ref_unit: trimesh.Trimesh, norm) -> dict:
-    from vatcodec.metrics import surface_metrics
-
-    if pred is None or len(pred.faces) == 0:
-        return dict(MISSING)
-    unit = trimesh.Trimesh(norm.to_unit(np.asarray(pred.vertices)), np.asarray(pred.faces), process=False)
-    m = surface_metrics(unit, ref_unit)
-    return {k: float(m[k]) for k in ("fscore", "chamfer", "normal_consistency")}
 
 
 def _row(name: str, path: str, codec: str, rate: int, nbytes: int | None, metrics: dict, **extra) -> dict:
@@ -57,16 +46,19 @@ def measure_vat(path: str, name: str, net, codec: str, prefixes: list[int], reso
     """
     import torch
 
-    from vatcodec.codec import decode, encode
+    from vatcodec.codec import decode, encode, recode
     from vatcodec.mesh_io import load_mesh, normalize_mesh
 
     ref = load_mesh(path)
     ref_unit, norm = normalize_mesh(ref)
     rows = []
+    t = time.perf_counter()
+    full = encode(ref, model=net)
+    t_full = time.perf_counter() - t
     for n in prefixes:
         t = time.perf_counter()
-        data = encode(ref, model=net, scales=n)
-        t_enc = time.perf_counter() - t
+        data = recode(full, model=net, scales=n)  # the same tokens, cut: what `encode --scales n` writes
+        t_enc = t_full + time.perf_counter() - t
         t = time.perf_counter()
         try:
             mesh = decode(data, model=net, resolution=resolution)
@@ -82,7 +74,7 @@ def measure_vat(path: str, name: str, net, codec: str, prefixes: list[int], reso
                 codec,
                 n,
                 len(data),
-                _surface(mesh, ref_unit, norm),
+                decoded_surface_metrics(mesh, ref_unit, norm),
                 encode_s=t_enc,
                 decode_s=t_dec,
                 faces=0 if mesh is None else len(mesh.faces),
@@ -145,10 +137,20 @@ def measure_baseline(path: str, name: str, codec: str, budgets: list[int]) -> li
     for budget in budgets:
         result = baseline.at_budget(budget)
         if result is None:
-            rows.append(_row(name, path, codec, budget, None, dict(MISSING), params=None))
+            rows.append(
+                _row(
+                    name,
+                    path,
+                    codec,
+                    budget,
+                    None,
+                    decoded_surface_metrics(None, ref_unit, norm),
+                    params=None,
+                )
+            )
             continue
         # Draco's search already scored its pick with the same protocol; the voxel decode is scored here.
-        metrics = result.metrics or _surface(result.mesh, ref_unit, norm)
+        metrics = result.metrics or decoded_surface_metrics(result.mesh, ref_unit, norm)
         metrics = {k: float(metrics[k]) for k in ("fscore", "chamfer", "normal_consistency")}
         rows.append(
             _row(

@@ -13,8 +13,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from vatcodec.errors import VatError
 
 BUDGETS = (256, 512, 1024, 2048, 4096, 8192)
@@ -232,9 +230,3 @@ def run_bench(opts: BenchOptions, progress: bool = True) -> dict:
 
         write_gallery(paths[: opts.gallery], root, out / "gallery.png", opts, records)
     return results
-
-
-def summary_means(rows: list[dict], key: str) -> float | None:
-    """Mean of `key` over rows where it is defined (Chamfer is undefined for a lost shape)."""
-    vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
-    return float(np.mean(vals)) if vals else None
