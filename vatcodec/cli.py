@@ -469,3 +469,7 @@ def bench_cmd(
     console.print(
         Text(f"wrote {output}/results.json, per_mesh.csv, summary.csv, plots and gallery"), soft_wrap=True
     )
+
+
+# Commands that live in their own modules register themselves on import (they use `command` above).
+from vatcodec import cli_generate  # noqa: E402, F401

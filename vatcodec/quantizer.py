@@ -112,6 +112,31 @@ class MultiScaleVQ(nn.Module):
             zhat_BCHW = zhat_BCHW + self.up(si, self.embed(idx_BL, self.scales[si]))
         return self._to_tokens(zhat_BCHW)
 
+    # -- next-scale generation (VAR's teacher forcing and its inference chain) ---------------------------
+    def next_input(
+        self, si: int, zhat_BCHW: torch.Tensor | float, idx_BL: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Inference step: adds scale si's codes to the running sum; returns it and scale si+1's input.
+
+        The input of scale si+1 is the running sum Zhat_{<=si} area-downsampled to that scale's side, as
+        (B, pn*pn, C); None after the last scale.
+        """
+        zhat_BCHW = zhat_BCHW + self.up(si, self.embed(idx_BL, self.scales[si]))
+        if si + 1 == len(self.scales):
+            return zhat_BCHW, None
+        pn = self.scales[si + 1]
+        return zhat_BCHW, self._to_tokens(F.interpolate(zhat_BCHW, size=(pn, pn), mode="area"))
+
+    @torch.no_grad()
+    def teacher_inputs(self, indices: list[torch.Tensor]) -> torch.Tensor:
+        """Training inputs of scales 2..S from ground-truth indices, (B, L - 1, C); equal to `next_input`'s."""
+        zhat_BCHW: torch.Tensor | float = 0.0
+        inputs = []
+        for si, idx_BL in enumerate(indices[:-1]):
+            zhat_BCHW, next_BLC = self.next_input(si, zhat_BCHW, idx_BL)
+            inputs.append(next_BLC)
+        return torch.cat(inputs, dim=1)
+
     # -- training ------------------------------------------------------------------------------------
     def quantize(
         self, z_BKC: torch.Tensor, generator: torch.Generator | None = None
