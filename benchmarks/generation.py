@@ -124,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(args.settings)
     gen = load_generator(args.generator)
     net = codec.get_model()
+    tok_id = bytes(codec._model_id(net)).hex()
+    if gen.cfg.tokenizer_id != tok_id:
+        raise SystemExit(
+            f"the generator predicts tokens of tokenizer {gen.cfg.tokenizer_id}, not the shipped {tok_id}"
+        )
+    gen_id = getattr(gen, "generator_id", "")
     ev = load_parts(args.eval_data, (args.split,))
     tr = load_parts(args.train_data, ("train",))
     n = min(len(ev["names"]), args.limit or len(ev["names"]))
@@ -132,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "rows.jsonl"
     rows = [json.loads(line) for line in cache.read_text().splitlines()] if cache.is_file() else []
+    # Rows of another generator, view or resolution are not this run's: keep them in the file, leave them out here.
+    rows = [
+        r
+        for r in rows
+        if (r.get("generator_id"), r.get("view"), r.get("resolution")) == (gen_id, args.view, args.resolution)
+    ]
     done = {(r["mesh"], r["method"]) for r in rows}
     sample_s: dict[str, list[float]] = {}
     with open(cache, "a") as log:
@@ -146,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             for method, s in todo:
                 if (name, method) in done:
                     continue
-                row = {"mesh": name, "method": method}
+                row = {"mesh": name, "method": method, "generator_id": gen_id, "view": args.view}
+                row["resolution"] = args.resolution
                 if s is not None:
                     rng = torch.Generator().manual_seed(0)
                     t = time.perf_counter()
@@ -174,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"{i + 1}/{n} {name} {method}: F {row['fscore']:.3f} (no ICP {row['fscore_noicp']:.3f})",
                     flush=True,
                 )
+    names = set(ev["names"][:n])
+    wanted = {setting_name(s) for s in settings} if "gen" in methods else set()
+    wanted |= {m for m in methods if m != "gen"}
+    rows = [r for r in rows if r["mesh"] in names and r["method"] in wanted]
+    if not rows:
+        raise SystemExit("no rows to summarize")
     summary = []
     for method in dict.fromkeys(r["method"] for r in rows):
         sel = [r for r in rows if r["method"] == method]

@@ -55,6 +55,15 @@ def test_rgb_background_is_estimated_from_the_border():
     assert (out[~blue].min(axis=-1) > 200).all()  # backdrop replaced by white
 
 
+def test_opaque_alpha_falls_back_to_the_border_estimate():
+    img = np.full((60, 60, 4), 255, np.uint8)
+    img[..., :3] = (40, 40, 40)  # a dark backdrop with a fully opaque alpha: a screenshot
+    img[20:40, 25:35, :3] = (220, 30, 30)
+    out = prepare_image(img, size=32, margin=0.0)
+    assert (out[..., 1] > 200).mean() > 0.3  # the backdrop became white around the red object
+    assert (out[..., 0] > 180).all()  # no dark pixel is left: the object (red) and white only
+
+
 def test_plain_image_and_unreadable_file_are_one_line_errors(tmp_path):
     with pytest.raises(ImageError, match="no object"):
         prepare_image(np.full((50, 50, 3), 128, np.uint8))
@@ -76,10 +85,16 @@ def corpus(tmp_path_factory):
     chair = load_mesh("examples/chair.obj")
     import trimesh
 
-    for name, mesh in (("lib/chair/chair.obj", chair), ("lib/box/box.obj", trimesh.creation.box((1, 0.6, 0.4)))):
+    shapes = (
+        ("lib/chair/chair.obj", chair),
+        ("lib/box/box.obj", trimesh.creation.box((1, 0.6, 0.4))),
+        ("lib/ball/ball.obj", trimesh.creation.icosphere(2)),
+    )
+    for name, mesh in shapes:
         (root / name).parent.mkdir(parents=True)
         mesh.export(root / name)
-    index = {"shapes": [{"name": "lib/box/box.obj", "split": "train"}, {"name": "lib/chair/chair.obj", "split": "val"}]}
+    splits = {"lib/box/box.obj": "train", "lib/ball/ball.obj": "train", "lib/chair/chair.obj": "val"}
+    index = {"shapes": [{"name": k, "split": v} for k, v in splits.items()]}
     (root / "index.json").write_text(json.dumps(index))
     return root
 
@@ -92,11 +107,13 @@ def test_gen_data_shards_by_rank_and_merges(corpus, tmp_path, monkeypatch):
         args = [str(corpus), "--out", str(out), "--split-index", str(corpus / "index.json"), "--views", "2"]
         assert gen_data_main(args + ["--render-size", "48", "--size", "32"]) == 0
     data = load_parts(out, ("train", "val"))
-    assert data["names"] == ["lib/box/box.obj", "lib/chair/chair.obj"]
-    assert data["images"].shape == (2, 2, 32, 32, 3) and data["tokens"].shape == (2, 655)
+    assert data["names"] == ["lib/ball/ball.obj", "lib/box/box.obj", "lib/chair/chair.obj"]
+    assert data["images"].shape == (3, 2, 32, 32, 3) and data["tokens"].shape == (3, 655)
     chair_file = codec.encode("examples/chair.obj", coder="raw")
-    assert np.array_equal(data["tokens"][1], np.concatenate(unpack(chair_file).indices))  # what encode writes
-    assert load_parts(out, ("train",))["names"] == ["lib/box/box.obj"]
+    assert np.array_equal(data["tokens"][2], np.concatenate(unpack(chair_file).indices))  # what encode writes
+    assert load_parts(out, ("train",))["names"] == ["lib/ball/ball.obj", "lib/box/box.obj"]
+    with pytest.raises(VatError, match="no rows"):
+        load_parts(out, ("test",))
     (out / "part-001-of-002.safetensors").unlink()
     with pytest.raises(VatError, match="unfinished"):
         load_parts(out, ("train",))
@@ -111,7 +128,7 @@ def test_training_runs_resumes_and_learns(corpus, tmp_path):
     gen_data_main(args + ["--render-size", "48", "--size", "32"])
     a = GenTrainArgs(
         data=str(data), out=str(tmp_path / "run"), config="gen-tiny", overrides=json.dumps(TINY), steps=40,
-        stop_at=20, batch_size=1, lr=3e-3, warmup=5, log_every=10, val_every=20, ckpt_every=20, threads=1,
+        stop_at=20, batch_size=2, lr=3e-3, warmup=5, log_every=10, val_every=20, ckpt_every=20, threads=1,
     )  # fmt: skip
     first = train(a)
     second = train(GenTrainArgs(**{**a.__dict__, "stop_at": 0}))  # resumes from step 20
@@ -119,8 +136,30 @@ def test_training_runs_resumes_and_learns(corpus, tmp_path):
     steps = [r["step"] for r in rows if "loss" in r]
     assert steps == [10, 20, 30, 40]
     assert second["loss"] < first["loss"] < 8.0  # ln(4096) = 8.3 at the start
-    gen = load_generator(tmp_path / "run" / "last.safetensors")
-    assert gen.cfg.tokenizer_id == bytes(codec._model_id(codec.get_model())).hex()
+    resumed = load_generator(tmp_path / "run" / "last.safetensors", use_ema=False)
+    assert resumed.cfg.tokenizer_id == bytes(codec._model_id(codec.get_model())).hex()
+    # Resuming is exact: the same 40 steps in one go give the same weights.
+    train(GenTrainArgs(**{**a.__dict__, "stop_at": 0, "out": str(tmp_path / "straight")}))
+    straight = load_generator(tmp_path / "straight" / "last.safetensors", use_ema=False)
+    for (k, x), y in zip(resumed.state_dict().items(), straight.state_dict().values(), strict=True):
+        torch.testing.assert_close(x, y, msg=k)
+
+
+def test_training_bad_options_are_errors(corpus, tmp_path):
+    data = tmp_path / "gen"
+    args = [str(corpus), "--out", str(data), "--split-index", str(corpus / "index.json"), "--views", "2"]
+    gen_data_main(args + ["--render-size", "48", "--size", "32"])
+    base = GenTrainArgs(
+        data=str(data), out=str(tmp_path / "run"), config="gen-tiny", overrides=json.dumps(TINY)
+    )
+    for change, message in (
+        ({"config": "nope"}, "unknown generator config"),
+        ({"overrides": "{bad json"}, "--overrides"),
+        ({"overrides": json.dumps(TINY | {"image_size": 48})}, "32 px images"),
+        ({"batch_size": 5}, "cannot fill"),
+    ):
+        with pytest.raises(VatError, match=message):
+            train(GenTrainArgs(**{**base.__dict__, **change}))
 
 
 def test_training_with_two_ranks(corpus, tmp_path):
@@ -129,11 +168,18 @@ def test_training_with_two_ranks(corpus, tmp_path):
     gen_data_main(args + ["--render-size", "48", "--size", "32"])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "training.generator",
            "--data", str(data), "--out", str(tmp_path / "run"), "--config", "gen-tiny", "--overrides",
-           json.dumps(TINY), "--steps", "4", "--batch-size", "1", "--val-every", "4", "--threads", "1"]  # fmt: skip
+           json.dumps(TINY), "--steps", "4", "--batch-size", "1", "--val-every", "4", "--threads", "1",
+           "--log-every", "1"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "world 2" in done.stdout
+    losses = [
+        json.loads(line)["loss"]
+        for line in done.stdout.splitlines()
+        if line.startswith('{"step"') and '"loss":' in line
+    ]
+    assert len(losses) == 4 and all(np.isfinite(losses))
     assert load_generator(tmp_path / "run" / "last.safetensors").cfg.width == 32
 
 
@@ -143,7 +189,12 @@ def test_training_with_two_ranks(corpus, tmp_path):
 def test_dino_encoder_loads_a_local_folder(tmp_path):
     transformers = pytest.importorskip("transformers")
     config = transformers.Dinov2Config(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=28, patch_size=14
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=28,
+        patch_size=14,
     )
     torch.manual_seed(0)
     transformers.Dinov2Model(config).save_pretrained(tmp_path / "dino")
@@ -197,7 +248,9 @@ def test_generate_writes_decodable_files_deterministically(gen_ckpt, photo, tmp_
     assert all(f.is_file() for f in files) and not out.exists()
     for f in files:
         vat = unpack(f.read_bytes(), tables=codec.get_model().entropy_freq_SK)
-        assert vat.num_scales == 10 and vat.model_id == codec._model_id(codec.get_model())[: len(vat.model_id)]
+        assert (
+            vat.num_scales == 10 and vat.model_id == codec._model_id(codec.get_model())[: len(vat.model_id)]
+        )
     again = generate([photo], model=str(gen_ckpt), num_samples=2, seed=3, device="cpu")
     assert again == [f.read_bytes() for f in files]
     other = generate([photo], model=str(gen_ckpt), num_samples=2, seed=4, device="cpu")
@@ -214,13 +267,16 @@ def test_generate_writes_decodable_files_deterministically(gen_ckpt, photo, tmp_
         (["-n", "0"], "num-samples"),
         (["--top-p", "0"], "top-p"),
         (["--mesh", "x.xyz"], "--mesh"),
+        (["--mesh", "x.obj", "-r", "4"], "resolution"),
     ],
 )
 def test_generate_bad_options_are_one_line_errors(gen_ckpt, photo, tmp_path, extra, message):
     if message is None:
         pytest.skip("a GPU is present")
     out = tmp_path / "s.vat"
-    result = runner.invoke(app, ["generate", "-i", str(photo), "-o", str(out), "--generator", str(gen_ckpt), *extra])
+    result = runner.invoke(
+        app, ["generate", "-i", str(photo), "-o", str(out), "--generator", str(gen_ckpt), *extra]
+    )
     assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
 
@@ -228,6 +284,8 @@ def test_generate_bad_options_are_one_line_errors(gen_ckpt, photo, tmp_path, ext
 def test_generate_bad_image_leaves_nothing(gen_ckpt, tmp_path):
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((64, 64, 3), 255, np.uint8)).save(blank)
-    result = runner.invoke(app, ["generate", "-i", str(blank), "-o", str(tmp_path / "s.vat"), "--generator", str(gen_ckpt)])
+    result = runner.invoke(
+        app, ["generate", "-i", str(blank), "-o", str(tmp_path / "s.vat"), "--generator", str(gen_ckpt)]
+    )
     assert result.exit_code == 2 and "no object" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blank.png"]

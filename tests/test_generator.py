@@ -71,6 +71,17 @@ def test_block_causal_mask_hides_later_scales(tok):
         a_BLV, b_BLV = gen.logits_full(cond_BD, inputs_BlC), gen.logits_full(cond_BD, changed_BlC)
     torch.testing.assert_close(a_BLV[:, :-last], b_BLV[:, :-last])
     assert not torch.allclose(a_BLV[:, -last:], b_BLV[:, -last:])
+    # Within a scale every token sees the whole scale (not a token-causal mask): change the LAST token of the
+    # second-to-last scale and the FIRST token of that scale must change too.
+    lo, hi = gen.cfg.seq_len - last - gen.counts[-2], gen.cfg.seq_len - last  # that scale's positions in L
+    changed_BlC = inputs_BlC.clone()
+    changed_BlC[:, hi - 2] += (
+        5.0  # input position hi - 2 feeds sequence position hi - 1 (the start token is 0)
+    )
+    with torch.no_grad():
+        c_BLV = gen.logits_full(cond_BD, changed_BlC)
+    torch.testing.assert_close(a_BLV[:, :lo], c_BLV[:, :lo])
+    assert not torch.allclose(a_BLV[:, lo], c_BLV[:, lo])
 
 
 def test_training_inputs_equal_the_tokenizers_decode_chain():
@@ -102,6 +113,12 @@ def test_sample_logits_filters_and_seed():
     top3_Bn3 = logits_BnV.topk(3, dim=-1).indices
     drawn_Bn = sample_logits(logits_BnV, top_k=3, generator=torch.Generator().manual_seed(1))
     assert (drawn_Bn[..., None] == top3_Bn3).any(-1).all()
+    # The nucleus boundary: with p = (0.5, 0.3, 0.2) and top_p 0.6 the first two stay (0.5 < 0.6), the third goes.
+    probs_11V = torch.tensor([[[0.5, 0.3, 0.2]]])
+    draws = sample_logits(
+        probs_11V.log().expand(1, 4000, 3), top_p=0.6, generator=torch.Generator().manual_seed(2)
+    )
+    assert set(draws.unique().tolist()) == {0, 1}
     # A tiny top_p keeps only the likeliest token.
     assert torch.equal(sample_logits(logits_BnV, top_p=1e-6, generator=g), logits_BnV.argmax(-1))
     a = sample_logits(logits_BnV, generator=torch.Generator().manual_seed(5))
@@ -156,6 +173,8 @@ def test_generator_overfits_four_shapes_from_their_renders():
     gen.eval()
     for view in (0, 1):
         cond_BD = gen.condition(to_tensor(images_NVHW3[:, view]))
-        sampled = gen.sample(cond_BD, cfg_scale=0.0, temperature=1.0, generator=torch.Generator().manual_seed(0))
+        sampled = gen.sample(
+            cond_BD, cfg_scale=0.0, temperature=1.0, generator=torch.Generator().manual_seed(0)
+        )
         match_B = (torch.cat(sampled["indices"], dim=1) == tokens_NL).float().mean(dim=1)
         assert match_B.min() >= 0.95, match_B

@@ -1,6 +1,7 @@
 """Exports a training run's EMA weights as a release checkpoint (fp16, weights only) for vatcodec/weights/.
 
 python -m training.export runs/vat-s/last.safetensors vatcodec/weights/vat-s.safetensors
+python -m training.export runs/gen-s/last.safetensors vatcodec/weights/gen-s.safetensors   # a generator run
 """
 
 from __future__ import annotations
@@ -28,13 +29,33 @@ def export(src: str, dst: str, note: dict | None = None) -> bytes:
     return save_checkpoint(dst, model, meta=info, dtype=torch.float16, freq_SK=tables)
 
 
+def export_generator(src: str, dst: str, note: dict | None = None) -> str:
+    """Writes a generator run's EMA weights in fp16 (its frozen VVQ copy stays fp32) to `dst`; returns its id."""
+    from vatcodec.config import VATConfig as TokConfig
+    from vatcodec.gen_checkpoint import load_generator, read_generator, save_generator
+
+    _, meta = read_generator(src)
+    gen = load_generator(src, use_ema=True)
+    info = {**json.loads(meta.get("meta", "{}")), **(note or {})}
+    return save_generator(
+        dst, gen, TokConfig.from_json(meta["tokenizer_config"]), meta=info, dtype=torch.float16
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--note", default="{}", help="JSON merged into the checkpoint's meta (data, hours, ...)")
     a = p.parse_args(argv)
-    print(export(a.src, a.dst, json.loads(a.note)).hex())
+    from safetensors import safe_open
+
+    with safe_open(a.src, framework="pt") as f:
+        is_generator = (f.metadata() or {}).get("format", "").startswith("vatcodec-generator")
+    if is_generator:
+        print(export_generator(a.src, a.dst, json.loads(a.note)))
+    else:
+        print(export(a.src, a.dst, json.loads(a.note)).hex())
     return 0
 
 

@@ -94,8 +94,8 @@ def build(args) -> int:
                 unit, _ = normalize_mesh(load_mesh(path))
                 views, elevation = views_of(unit, name, args.views, args.render_size, args.size, args.seed)
                 tokens.append(token_map(unit, net))
-            except VatError as exc:
-                failed[name] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - one bad mesh must not lose the rank's other work
+                failed[name] = f"{type(exc).__name__}: {exc}"
             else:
                 images.append(views)
                 elevations.append(elevation)
@@ -112,6 +112,7 @@ def build(args) -> int:
         "views": json.dumps(
             {"n": args.views, "fov_deg": FOV_DEG, "elevation": ELEVATION_RANGE, "seed": args.seed}
         ),
+        "image_size": str(args.size),
     }
     arrays = {
         "images": np.stack(images)
@@ -141,7 +142,7 @@ def load_parts(folder: str | os.PathLike, splits: tuple[str, ...]) -> dict:
     if len(worlds) != 1 or len(parts) != int(worlds.pop()):
         raise VatError(f"{folder}: parts from different or unfinished runs: {[p.name for p in parts]}")
     rows: list[tuple[str, str, np.ndarray, np.ndarray]] = []
-    tokenizer_ids = set()
+    tokenizer_ids, sizes = set(), set()
     for p in parts:
         from safetensors import safe_open
 
@@ -149,13 +150,16 @@ def load_parts(folder: str | os.PathLike, splits: tuple[str, ...]) -> dict:
             meta = f.metadata()
         arrays = load_file(str(p))
         tokenizer_ids.add(meta["tokenizer_id"])
+        sizes.add(int(meta.get("image_size", arrays["images"].shape[2])))
         for i, (name, split) in enumerate(
             zip(json.loads(meta["names"]), json.loads(meta["splits"]), strict=True)
         ):
             if split in splits:
                 rows.append((name, split, arrays["images"][i], arrays["tokens"][i]))
-    if len(tokenizer_ids) != 1:
-        raise VatError(f"{folder}: parts made with different tokenizers {sorted(tokenizer_ids)}")
+    if not rows:
+        raise VatError(f"{folder}: no rows of split {' or '.join(splits)}")
+    if len(tokenizer_ids) != 1 or len(sizes) != 1:
+        raise VatError(f"{folder}: parts made with different tokenizers or image sizes")
     rows.sort(key=lambda r: r[0])
     return {
         "names": [r[0] for r in rows],
@@ -163,6 +167,7 @@ def load_parts(folder: str | os.PathLike, splits: tuple[str, ...]) -> dict:
         "images": np.stack([r[2] for r in rows]),  # (N, V, S, S, 3) uint8
         "tokens": np.stack([r[3] for r in rows]).astype(np.int64),  # (N, L)
         "tokenizer_id": tokenizer_ids.pop(),
+        "image_size": sizes.pop(),
     }
 
 

@@ -85,7 +85,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
         if not p.requires_grad:
             continue
         # Matrices decay; norms, biases, embeddings, temperatures and the null condition do not.
-        is_matrix = p.ndim >= 2 and "embed" not in name and "pos_" not in name and "null" not in name
+        is_matrix = p.ndim >= 2 and not any(k in name for k in ("level_embed", "pos_", "null", "log_scale"))
         (decay if is_matrix else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
@@ -116,7 +116,20 @@ def train(a: GenTrainArgs) -> dict:
     tok_id = bytes(codec._model_id(tok)).hex()
     if train_data["tokenizer_id"] and train_data["tokenizer_id"] != tok_id:
         raise VatError(f"{a.data} holds tokens of tokenizer {train_data['tokenizer_id']}, not {tok_id}")
-    cfg = GenConfig.for_tokenizer(tok, **(GEN_CONFIGS[a.config] | json.loads(a.overrides)))
+    if a.config not in GEN_CONFIGS:
+        raise VatError(f"unknown generator config {a.config!r}; known: {', '.join(GEN_CONFIGS)}")
+    try:
+        cfg = GenConfig.for_tokenizer(tok, **(GEN_CONFIGS[a.config] | json.loads(a.overrides)))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise VatError(f"--overrides {a.overrides}: {exc}") from None
+    if train_data["image_size"] != cfg.image_size and cfg.image_encoder == "cnn":
+        raise VatError(
+            f"{a.data} holds {train_data['image_size']} px images, the config expects {cfg.image_size}"
+        )
+    if len(train_data["names"]) < a.batch_size * world:
+        raise VatError(
+            f"{len(train_data['names'])} training shapes cannot fill {world} ranks x batch {a.batch_size}"
+        )
     torch.manual_seed(a.seed)
     model = NextScaleGenerator(cfg, copy.deepcopy(tok.vq), a.dino or None).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)

@@ -28,7 +28,7 @@ from vatcodec.bitstream import (
     pack,
     unpack,
 )
-from vatcodec.errors import BitstreamError, VatError
+from vatcodec.errors import BitstreamError, EmptyShapeError, VatError
 
 if TYPE_CHECKING:
     import trimesh
@@ -486,7 +486,9 @@ def decode(
         field = net.decode(indices)
     vertices_N3, faces_F3 = extract_mesh(field, resolution=resolution)
     if len(faces_F3) == 0:
-        raise VatError("the decoded shape is empty: its occupancy field has no surface in the unit cube")
+        raise EmptyShapeError(
+            "the decoded shape is empty: its occupancy field has no surface in the unit cube"
+        )
     vertices_N3 = Normalization(center=tuple(vat.center), scale=vat.scale).from_unit(vertices_N3)
     if faces is not None:
         vertices_N3, faces_F3 = _decimate(vertices_N3, faces_F3, faces)

@@ -9,5 +9,9 @@ class MeshError(VatError):
     """The input mesh cannot be loaded or fails validation."""
 
 
+class EmptyShapeError(VatError):
+    """A decoded occupancy field has no surface: a valid file, but nothing to mesh."""
+
+
 class BitstreamError(VatError):
     """A .vat file is truncated, corrupt, foreign or of an unsupported version."""

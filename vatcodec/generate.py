@@ -59,6 +59,8 @@ def condition_images(images: Sequence, size: int) -> torch.Tensor:
     prepared = []
     for img in images:
         arr = load_image(img) if isinstance(img, (str, os.PathLike)) else np.asarray(img)
+        if arr.dtype != np.uint8:
+            raise VatError(f"condition images must be uint8 RGB(A) arrays, got dtype {arr.dtype}")
         prepared.append(prepare_image(arr, size))
     return to_tensor(np.stack(prepared))
 
@@ -152,9 +154,14 @@ def generate_to_files(
     None when the sample decoded to nothing or no mesh was asked for).
     """
     from vatcodec import codec
+    from vatcodec.errors import EmptyShapeError
     from vatcodec.fileio import atomic_write_bytes
     from vatcodec.mesh_io import SAVE_SUFFIXES, save_mesh
 
+    if not codec.MIN_RESOLUTION <= resolution <= codec.MAX_RESOLUTION:
+        raise VatError(
+            f"resolution must be in {codec.MIN_RESOLUTION}..{codec.MAX_RESOLUTION}, got {resolution}"
+        )
     out = Path(output)
     for path, what in ((out, "-o"), (Path(mesh) if mesh else None, "--mesh")):
         if path is None:
@@ -173,7 +180,7 @@ def generate_to_files(
     for data in files if mesh is not None else []:
         try:
             meshes.append(codec.decode(data, model=tokenizer, resolution=resolution))
-        except VatError:  # an empty sample: its .vat is still valid, it just has no surface
+        except EmptyShapeError:  # its .vat is still valid, it just has no surface
             meshes.append(None)
     rows = []
     for i, data in enumerate(files):

@@ -170,7 +170,9 @@ class NextScaleGenerator(nn.Module):
         tokens_BL = batch["tokens"]
         B = tokens_BL.shape[0]
         drop_B = None
-        if self.training and self.cfg.cond_drop > 0:
+        if (
+            self.training
+        ):  # even at cond_drop 0, so null_cond stays in the graph (DDP needs every parameter used)
             drop_B = (torch.rand(B, generator=generator) < self.cfg.cond_drop).to(tokens_BL.device)
         cond_BD = self.condition(batch["images"], drop_B)
         inputs_BlC = self.vq.teacher_inputs(self.split(tokens_BL))  # (B, L - 1, C_q)

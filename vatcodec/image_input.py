@@ -1,7 +1,8 @@
 """Condition images: load a photo or render, find the object, centre and scale it on white, as the generator saw.
 
 The generator is trained on renders passed through `prepare_image`, so user images go through the same function:
-    - RGBA: the alpha channel is the object mask (a render with alpha, or a cut-out photo).
+    - RGBA: the alpha channel is the object mask (a render with alpha, or a cut-out photo); a fully opaque alpha
+      is treated as RGB.
     - RGB: the background is taken to be the median colour of the image border; pixels that differ from it by
       more than `threshold` (max over channels, 0-255) are the object. This works for a plain backdrop (studio
       photo, product shot, our renders); it fails on cluttered or gradient backgrounds and on objects that touch
@@ -30,7 +31,7 @@ class ImageError(VatError):
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as uint8 (H, W, 3) or (H, W, 4); grey and palette images become RGB(A)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
@@ -38,6 +39,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as img:
             has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+            img = ImageOps.exif_transpose(img)  # photos from phones store their rotation in EXIF
             arr = np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageError(f"cannot read image {path}: {exc}") from None
@@ -51,7 +53,10 @@ def object_mask(img_HWc: np.ndarray, threshold: int = THRESHOLD) -> np.ndarray:
     if img_HWc.ndim != 3 or img_HWc.shape[2] not in (3, 4):
         raise ImageError(f"expected an RGB or RGBA image, got an array of shape {img_HWc.shape}")
     if img_HWc.shape[2] == 4:
-        return img_HWc[..., 3] > 127
+        mask_HW = img_HWc[..., 3] > 127
+        if not mask_HW.all():
+            return mask_HW
+        # A fully opaque alpha (screenshots, many saved PNGs) says nothing: estimate the background instead.
     rgb_HW3 = img_HWc.astype(np.int16)
     border_N3 = np.concatenate([rgb_HW3[0], rgb_HW3[-1], rgb_HW3[:, 0], rgb_HW3[:, -1]])
     background_3 = np.median(border_N3, axis=0)
@@ -74,7 +79,8 @@ def prepare_image(
     rows, cols = np.nonzero(mask_HW)
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     rgb_HW3 = img_HWc[..., :3].astype(np.float32)
-    if img_HWc.shape[2] == 4:  # composite over white with the coverage, so anti-aliased edges stay smooth
+    if img_HWc.shape[2] == 4 and not (img_HWc[..., 3] > 127).all():
+        # Composite over white with the coverage, so anti-aliased edges stay smooth.
         alpha_HW1 = img_HWc[..., 3:4].astype(np.float32) / 255.0
         rgb_HW3 = rgb_HW3 * alpha_HW1 + 255.0 * (1.0 - alpha_HW1)
     else:
