@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--time-limit", type=float, default=None, help="encode(time_limit=S) per file")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the target is 2 CPU cores)")
+    parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="last mesh first: a second process on the same OUT meets the first",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -141,15 +146,22 @@ def main(argv: list[str] | None = None) -> int:
     net = codec.get_model(args.model)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "rows.jsonl"
-    rows = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
-    done = {r["mesh"] for r in rows}
-    for path in paths:
-        if str(path.relative_to(args.folder)) in done:
+
+    def read_rows() -> list[dict]:
+        return [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
+
+    for path in reversed(paths) if args.reverse else paths:
+        # Read again before every mesh: another process may share OUT (--reverse) and have measured it.
+        if str(path.relative_to(args.folder)) in {r["mesh"] for r in read_rows()}:
             continue
         new = measure(path, args.folder, net, rates, efforts, args)
         with cache.open("a") as f:  # one mesh at a time, so an interrupted run resumes at the next mesh
             f.writelines(json.dumps(r) + "\n" for r in new)
-        rows += new
+    # Where two processes met, a mesh may have been measured twice: keep its first rows.
+    unique: dict[tuple, dict] = {}
+    for r in read_rows():
+        unique.setdefault((r["mesh"], r["rate"], r["effort"]), r)
+    rows = list(unique.values())
     summary = summarize(rows)
     write_csv(args.out / "rows.csv", rows, FIELDS)
     write_csv(args.out / "summary.csv", summary, summary[0].keys() if summary else ["rate"])
