@@ -56,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         retrieved, _ = normalize_mesh(load_mesh(args.train_root / tr["names"][j // tr["images"].shape[1]]))
         reference, _ = normalize_mesh(load_mesh(args.eval_root / ev["names"][i]))
         cond_img = np.asarray(Image.fromarray(image).resize((args.size, args.size), Image.Resampling.NEAREST))
-        views = [render(m, size=args.size, azimuth_deg=45, elevation_deg=20) for m in (sample, retrieved, reference)]
+        views = [
+            render(m, size=args.size, azimuth_deg=45, elevation_deg=20)
+            for m in (sample, retrieved, reference)
+        ]
         lines.append(np.concatenate([cond_img, *views], axis=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(lines, axis=0)).save(args.out)

@@ -22,7 +22,19 @@ def test_shipped_generator_is_small_and_matches_the_shipped_tokenizer():
 
 def test_generate_command_writes_a_vat_and_a_mesh(tmp_path):
     out, mesh = tmp_path / "s.vat", tmp_path / "s.obj"
-    args = ["generate", "-i", str(EXAMPLE_IMAGE), "-o", str(out), "--mesh", str(mesh), "-r", "64", "--device", "cpu"]
+    args = [
+        "generate",
+        "-i",
+        str(EXAMPLE_IMAGE),
+        "-o",
+        str(out),
+        "--mesh",
+        str(mesh),
+        "-r",
+        "64",
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     decoded = codec.decode(out.read_bytes(), resolution=64)

@@ -8,7 +8,7 @@ import typer
 from rich.text import Text
 
 from vatcodec.cli import ModelOption, command, console
-from vatcodec.generate import DEFAULT_CFG, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P
+from vatcodec.gen_config import DEFAULT_CFG, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P
 
 
 @command("generate")

@@ -73,6 +73,13 @@ class GenConfig:
         )
 
 
+# Sampling defaults of `vatcodec generate`, chosen on the validation split (README "Generation"), never on the
+# test split. They live here, not in generate.py, so the CLI can show them without importing torch.
+DEFAULT_CFG = 1.0
+DEFAULT_TOP_K = 0
+DEFAULT_TOP_P = 1.0
+DEFAULT_TEMPERATURE = 0.7
+
 GEN_CONFIGS: dict[str, dict] = {
     "gen-s": {},  # the shipped default: trained on CPU in under an hour
     "gen-tiny": {"name": "gen-tiny", "width": 64, "depth": 2, "heads": 2, "cnn_widths": (16, 32, 64)},

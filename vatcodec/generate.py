@@ -11,13 +11,9 @@ import numpy as np
 import torch
 
 from vatcodec.errors import VatError
+from vatcodec.gen_config import DEFAULT_CFG, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P  # noqa: F401
 
 DEFAULT_GENERATOR_NAME = "gen-s.safetensors"
-# Sampling defaults, chosen on the validation split (README "Generation"); never on the test split.
-DEFAULT_CFG = 1.0
-DEFAULT_TOP_K = 0
-DEFAULT_TOP_P = 1.0
-DEFAULT_TEMPERATURE = 0.7
 
 
 def default_generator_path() -> Path:
