@@ -105,7 +105,7 @@ def test_gen_data_shards_by_rank_and_merges(corpus, tmp_path, monkeypatch):
         monkeypatch.setenv("RANK", str(rank))
         monkeypatch.setenv("WORLD_SIZE", "2")
         args = [str(corpus), "--out", str(out), "--split-index", str(corpus / "index.json"), "--views", "2"]
-        assert gen_data_main(args + ["--render-size", "48", "--size", "32"]) == 0
+        assert gen_data_main(args + ["--render-size", "48", "--size", "32", "--threads", "0"]) == 0
     data = load_parts(out, ("train", "val"))
     assert data["names"] == ["lib/ball/ball.obj", "lib/box/box.obj", "lib/chair/chair.obj"]
     assert data["images"].shape == (3, 2, 32, 32, 3) and data["tokens"].shape == (3, 655)
@@ -125,10 +125,10 @@ def test_gen_data_shards_by_rank_and_merges(corpus, tmp_path, monkeypatch):
 def test_training_runs_resumes_and_learns(corpus, tmp_path):
     data = tmp_path / "gen"
     args = [str(corpus), "--out", str(data), "--split-index", str(corpus / "index.json"), "--views", "2"]
-    gen_data_main(args + ["--render-size", "48", "--size", "32"])
+    gen_data_main(args + ["--render-size", "48", "--size", "32", "--threads", "0"])
     a = GenTrainArgs(
         data=str(data), out=str(tmp_path / "run"), config="gen-tiny", overrides=json.dumps(TINY), steps=40,
-        stop_at=20, batch_size=2, lr=3e-3, warmup=5, log_every=10, val_every=20, ckpt_every=20, threads=1,
+        stop_at=20, batch_size=2, lr=3e-3, warmup=5, log_every=10, val_every=20, ckpt_every=20, threads=0,
     )  # fmt: skip
     first = train(a)
     second = train(GenTrainArgs(**{**a.__dict__, "stop_at": 0}))  # resumes from step 20
@@ -148,7 +148,7 @@ def test_training_runs_resumes_and_learns(corpus, tmp_path):
 def test_training_bad_options_are_errors(corpus, tmp_path):
     data = tmp_path / "gen"
     args = [str(corpus), "--out", str(data), "--split-index", str(corpus / "index.json"), "--views", "2"]
-    gen_data_main(args + ["--render-size", "48", "--size", "32"])
+    gen_data_main(args + ["--render-size", "48", "--size", "32", "--threads", "0"])
     base = GenTrainArgs(
         data=str(data), out=str(tmp_path / "run"), config="gen-tiny", overrides=json.dumps(TINY)
     )
@@ -165,7 +165,7 @@ def test_training_bad_options_are_errors(corpus, tmp_path):
 def test_training_with_two_ranks(corpus, tmp_path):
     data = tmp_path / "gen"
     args = [str(corpus), "--out", str(data), "--split-index", str(corpus / "index.json"), "--views", "2"]
-    gen_data_main(args + ["--render-size", "48", "--size", "32"])
+    gen_data_main(args + ["--render-size", "48", "--size", "32", "--threads", "0"])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "training.generator",
            "--data", str(data), "--out", str(tmp_path / "run"), "--config", "gen-tiny", "--overrides",
            json.dumps(TINY), "--steps", "4", "--batch-size", "1", "--val-every", "4", "--threads", "1",

@@ -76,7 +76,8 @@ def select(args) -> list[tuple[str, Path, str]]:
 
 def build(args) -> int:
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    torch.set_num_threads(args.threads)
+    if args.threads:  # 0 leaves torch's setting alone (tests call this in-process)
+        torch.set_num_threads(args.threads)
     jobs = select(args)
     if args.limit:
         jobs = jobs[: args.limit]
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default=None, help="tokenizer checkpoint (default: the shipped one)")
     parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per rank (0: torch's default)")
     return build(parser.parse_args(argv))
 
 
