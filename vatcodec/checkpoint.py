@@ -88,20 +88,27 @@ def save_checkpoint(
     return ident
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Raw tensors and metadata; a VatError for anything that is not one of our checkpoints."""
+def read_safetensors(
+    path: str | os.PathLike, fmt: str, what: str
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Raw tensors and metadata of a checkpoint whose metadata says `format: fmt`; a VatError for anything else."""
     path = Path(path)
     if not path.is_file():
-        raise VatError(f"model checkpoint not found: {path}")
+        raise VatError(f"{what} checkpoint not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise VatError(f"{path}: not a readable safetensors checkpoint ({e})") from None
-    if metadata.get("format") != CKPT_FORMAT:
-        raise VatError(f"{path}: not a vatcodec tokenizer checkpoint (format {metadata.get('format')!r})")
+    if metadata.get("format") != fmt:
+        raise VatError(f"{path}: not a vatcodec {what} checkpoint (format {metadata.get('format')!r})")
     return tensors, metadata
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Raw tensors and metadata; a VatError for anything that is not one of our tokenizer checkpoints."""
+    return read_safetensors(path, CKPT_FORMAT, "tokenizer")
 
 
 def load_model(path: str | os.PathLike, use_ema: bool = True, device: str = "cpu") -> VAT:

@@ -8,11 +8,10 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from vatcodec.checkpoint import read_safetensors
 from vatcodec.config import VATConfig
-from vatcodec.errors import VatError
 from vatcodec.fileio import atomic_output
 from vatcodec.gen_config import GenConfig
 from vatcodec.generator import NextScaleGenerator
@@ -73,18 +72,7 @@ def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
 
 def read_generator(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Raw tensors and metadata; a VatError for anything that is not a generator checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise VatError(f"generator checkpoint not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise VatError(f"{path}: not a readable safetensors checkpoint ({e})") from None
-    if metadata.get("format") != GEN_FORMAT:
-        raise VatError(f"{path}: not a vatcodec generator checkpoint (format {metadata.get('format')!r})")
-    return tensors, metadata
+    return read_safetensors(path, GEN_FORMAT, "generator")
 
 
 def load_generator(
