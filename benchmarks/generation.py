@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             name = ev["names"][i]
             ref_unit, _ = normalize_mesh(load_mesh(args.eval_root / name))
             image_13HW = to_tensor(ev["images"][i, args.view][None])
+            nearest = None
             todo = []
             if "gen" in methods:
                 todo += [(setting_name(s), s) for s in settings]
@@ -172,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
                 elif method == "tokenizer":
                     pred = decode_tokens(net, ev["tokens"][i], args.resolution)
                 else:
-                    sim_M = train_emb @ embed_all(gen, ev["images"][i : i + 1, args.view : args.view + 1])[0]
-                    j = int(sim_M.argmax()) // V
+                    if nearest is None:  # one embedding and search per mesh serves both retrieval methods
+                        sim_M = (
+                            train_emb @ embed_all(gen, ev["images"][i : i + 1, args.view : args.view + 1])[0]
+                        )
+                        nearest = int(sim_M.argmax()) // V
+                    j = nearest
                     row["retrieved"] = tr["names"][j]
                     if method == "retrieval-mesh":
                         pred, _ = normalize_mesh(load_mesh(args.train_root / tr["names"][j]))

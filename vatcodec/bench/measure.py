@@ -136,33 +136,14 @@ def measure_baseline(path: str, name: str, codec: str, budgets: list[int]) -> li
     rows = []
     for budget in budgets:
         result = baseline.at_budget(budget)
-        if result is None:
-            rows.append(
-                _row(
-                    name,
-                    path,
-                    codec,
-                    budget,
-                    None,
-                    decoded_surface_metrics(None, ref_unit, norm),
-                    params=None,
-                )
-            )
-            continue
-        # Draco's search already scored its pick with the same protocol; the voxel decode is scored here.
-        metrics = result.metrics or decoded_surface_metrics(result.mesh, ref_unit, norm)
-        metrics = {k: float(metrics[k]) for k in ("fscore", "chamfer", "normal_consistency")}
-        rows.append(
-            _row(
-                name,
-                path,
-                codec,
-                budget,
-                result.nbytes,
-                metrics,
-                params=json.dumps(result.params, sort_keys=True),
-            )
-        )
+        if result is None:  # nothing fits the budget: a lost shape
+            nbytes, metrics, params = None, decoded_surface_metrics(None, ref_unit, norm), None
+        else:
+            # Draco's search already scored its pick with the same protocol; the voxel decode is scored here.
+            metrics = result.metrics or decoded_surface_metrics(result.mesh, ref_unit, norm)
+            metrics = {k: float(metrics[k]) for k in ("fscore", "chamfer", "normal_consistency")}
+            nbytes, params = result.nbytes, json.dumps(result.params, sort_keys=True)
+        rows.append(_row(name, path, codec, budget, nbytes, metrics, params=params))
     for r in rows:
         r["search_s"] = (time.perf_counter() - t) / len(rows)
     return rows
