@@ -11,7 +11,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from vatcodec.fileio import atomic_output
-from vatcodec.sampling import semi_continuous_occupancy
+from vatcodec.sampling import LABEL_BAND, semi_continuous_occupancy
 
 INDEX_NAME = "index.json"
 
@@ -60,12 +60,29 @@ class ShapeCache:
         return cls(names=names, n_uniform=index["n_uniform"], **cat)
 
 
+def evenly_spaced(cache: ShapeCache, n: int) -> ShapeCache:
+    """A fixed subset of n shapes spread evenly over the cache's (sorted) order; the whole cache if n is 0."""
+    if not n or n >= len(cache):
+        return cache
+    take = np.linspace(0, len(cache) - 1, n).round().astype(np.int64)
+    return ShapeCache(
+        names=[cache.names[i] for i in take],
+        surface_points=cache.surface_points[take],
+        surface_normals=cache.surface_normals[take],
+        query_points=cache.query_points[take],
+        query_sdf=cache.query_sdf[take],
+        n_uniform=cache.n_uniform,
+    )
+
+
 class BatchSampler:
     """Deterministic, resumable batches of random point subsets with label-preserving augmentation.
 
     The epoch's shape order is a permutation drawn from (seed, epoch); rank r of w takes every w-th shape, so
     DDP ranks see disjoint data. Augmentations are mirror flips of x and z and quarter turns about the up axis
     (y): they keep the bounding box in the unit cube and leave every signed distance exactly valid.
+    `query_occ` is the semi-continuous label of sdf - label_dilate with band label_band; `query_sdf` stays the
+    cache's (undilated) signed distance, which evaluation labels come from.
     """
 
     def __init__(
@@ -78,7 +95,10 @@ class BatchSampler:
         rank: int = 0,
         world: int = 1,
         augment: bool = True,
+        label_dilate: float = 0.0,
+        label_band: float = LABEL_BAND,
     ):
+        self.label_dilate, self.label_band = label_dilate, label_band
         self.cache, self.batch_size = cache, batch_size
         self.num_points, self.num_queries = num_points, num_queries
         self.seed, self.rank, self.world, self.augment = seed, rank, world, augment
@@ -121,7 +141,9 @@ class BatchSampler:
             out["surface_normals"].append(nrm)
             out["query_points"].append(qp)
             out["query_sdf"].append(c.query_sdf[i, q])
-            out["query_occ"].append(semi_continuous_occupancy(c.query_sdf[i, q]))
+            out["query_occ"].append(
+                semi_continuous_occupancy(c.query_sdf[i, q] - self.label_dilate, self.label_band)
+            )
         return {k: torch.from_numpy(np.stack(v).astype(np.float32)) for k, v in out.items()}
 
 

@@ -22,15 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from training.checkpointing import load_train_state, save_train_state
-from training.data import BatchSampler, ShapeCache
+from training.data import BatchSampler, ShapeCache, evenly_spaced
 from vatcodec.checkpoint import read_checkpoint, save_checkpoint, split_state
 from vatcodec.config import get_config
 from vatcodec.metrics import cs_iou, occupancy_metrics
+from vatcodec.sampling import semi_continuous_occupancy
 from vatcodec.tokenizer import VAT
 
 
@@ -62,6 +64,7 @@ class TrainArgs:
     threads: int = 0  # torch threads per process (0 = torch's default)
     augment: bool = True  # flips and quarter turns (label-preserving)
     split: str = "train"  # which split of the cache to train on
+    subset: int = 0  # train on this many evenly spaced shapes of the split (0 = all)
     val_split: str = "val"  # which split to validate on
     init: str = (
         ""  # start a NEW run from this run's weights (model + EMA + codebook), fresh optimizer/schedule
@@ -124,8 +127,10 @@ def evaluate(model: VAT, cache: ShapeCache, max_shapes: int, device: torch.devic
             mu, _ = model.encoder(surface)
             fields = [model.decode_latent(mu)]
         for s, f in enumerate(fields):
-            m = occupancy_metrics(f(batch["query_points"])[0], batch["query_occ"][0], batch["query_sdf"][0])
+            logits_M = f(batch["query_points"])[0]
+            m = occupancy_metrics(logits_M, batch["query_occ"][0], batch["query_sdf"][0])
             prefix_iou[s] += m["iou"]
+        m.update(_field_stats(model.cfg, logits_M, batch["query_sdf"][0], sampler.num_queries // 2))
         for k, v in m.items():
             sums[k] = sums.get(k, 0.0) + v
     out = {f"val_{k}": v / n for k, v in sums.items()}
@@ -136,6 +141,27 @@ def evaluate(model: VAT, cache: ShapeCache, max_shapes: int, device: torch.devic
         out["codes_used_per_scale"] = [len(u) for u in used]
         out["codebook_usage"] = len(set().union(*used)) / model.cfg.codebook_size
     return out
+
+
+def _field_stats(cfg, logits_M: torch.Tensor, sdf_M: torch.Tensor, n_uniform: int) -> dict[str, float]:
+    """What IoU hides early in training: occupied fractions, BCE against the training labels, logit sizes.
+
+    `logits_M` are the field's (shifted by the iso logit); the first `n_uniform` queries are uniform in the cube.
+    """
+    raw_M = logits_M + cfg.iso_logit
+    occ_M = torch.from_numpy(
+        semi_continuous_occupancy((sdf_M.cpu().numpy() - cfg.label_dilate), cfg.label_band).astype(np.float32)
+    ).to(raw_M)
+    bce_M = F.binary_cross_entropy_with_logits(raw_M, occ_M, reduction="none")
+    inside = sdf_M < 0
+    return {
+        "occ_frac_pred": float((logits_M[:n_uniform] > 0).float().mean()),
+        "occ_frac_true": float(inside[:n_uniform].float().mean()),
+        "bce_uniform": float(bce_M[:n_uniform].mean()),
+        "bce_near": float(bce_M[n_uniform:].mean()),
+        "logit_inside_median": float(raw_M[inside].median()) if inside.any() else float("nan"),
+        "logit_inside_p90": float(raw_M[inside].quantile(0.9)) if inside.any() else float("nan"),
+    }
 
 
 def train(a: TrainArgs) -> dict:
@@ -188,10 +214,19 @@ def train(a: TrainArgs) -> dict:
             out.mkdir(parents=True, exist_ok=True)
             (out / "args.json").write_text(json.dumps(dataclasses.asdict(a), indent=1))
 
-    train_cache = ShapeCache.load(a.data, a.split)
+    train_cache = evenly_spaced(ShapeCache.load(a.data, a.split), a.subset)
     val_cache = ShapeCache.load(a.data, a.val_split) if rank == 0 else None
     sampler = BatchSampler(
-        train_cache, a.batch_size, cfg.num_points, a.num_queries, a.seed, rank, world, augment=a.augment
+        train_cache,
+        a.batch_size,
+        cfg.num_points,
+        a.num_queries,
+        a.seed,
+        rank,
+        world,
+        augment=a.augment,
+        label_dilate=cfg.label_dilate,
+        label_band=cfg.label_band,
     )
     console.print(
         f"{cfg.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "

@@ -39,6 +39,14 @@ class VATConfig:
     plane_up: int = 4  # conv doublings after the tokens; the finest plane is plane_res * 2**plane_up
     plane_channels: int = 16  # channels of each mip level that the query MLP samples
     mlp_hidden: int = 64  # hidden width of the occupancy MLP
+    plane_block: str = "conv"  # plane up-sampler per doubling: "conv" (one 3x3 conv) or "res" (+ a residual block)
+    plane_min_channels: int = 16  # channel floor of every plane level (the finest levels sit at this floor)
+    point_queries: str = "learned"  # encoder queries: "learned" parameters or "fps" (farthest points, 3DShape2VecSet)
+    out_bias: float = 0.0  # initial bias of the occupancy logit (the empty prior: about -1 for our query mix)
+    iso_logit: float = 0.0  # logit of the decoded surface; the field reports logit - iso_logit (> 0 inside)
+    # labels (paper section 6.3.1, with a dilation of our own)
+    label_band: float = 1.0 / 128  # s of the semi-continuous occupancy label
+    label_dilate: float = 0.0  # training labels use sdf - label_dilate: thin sheets get a fully inside core
     # loss weights (paper section 6.3.2)
     w_occ: float = 1.0  # BCE on the semi-continuous occupancy
     w_vq: float = 0.2  # codebook + commitment MSE
@@ -59,6 +67,12 @@ class VATConfig:
             raise ValueError("plane_up must be >= 2: the decoder samples three mip levels")
         if self.width % self.heads:
             raise ValueError("width must be divisible by heads")
+        if self.plane_block not in ("conv", "res"):
+            raise ValueError(f"plane_block must be 'conv' or 'res', got {self.plane_block!r}")
+        if self.point_queries not in ("learned", "fps"):
+            raise ValueError(f"point_queries must be 'learned' or 'fps', got {self.point_queries!r}")
+        if self.point_queries == "fps" and self.num_point_queries > self.num_points:
+            raise ValueError("fps point queries need num_point_queries <= num_points")
 
     @property
     def grid(self) -> int:
@@ -83,9 +97,16 @@ class VATConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def decode_json(self) -> str:
-        """The fields that decoding depends on, as canonical JSON (part of the model id)."""
+        """The fields that decoding depends on, as canonical JSON (part of the model id).
+
+        Fields added after the first release join only when they differ from their default, so the ids of
+        models trained before them (and the files those models wrote) stay valid.
+        """
         d = json.loads(self.to_json())
-        return json.dumps({k: d[k] for k in DECODE_FIELDS}, sort_keys=True)
+        out = {k: d[k] for k in DECODE_FIELDS}
+        defaults = json.loads(VATConfig().to_json())
+        out.update({k: d[k] for k in LATER_DECODE_FIELDS if d[k] != defaults[k]})
+        return json.dumps(out, sort_keys=True)
 
 
 # What turns indices into occupancy: the model id hashes these, so renaming a config, changing loss weights or
@@ -106,6 +127,7 @@ DECODE_FIELDS = (
     "plane_channels",
     "mlp_hidden",
 )
+LATER_DECODE_FIELDS = ("plane_block", "plane_min_channels", "iso_logit")
 
 CONFIGS: dict[str, VATConfig] = {
     # Our default: sized for CPU training and CPU decoding (see README "Choosing vat-s").

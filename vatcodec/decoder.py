@@ -24,6 +24,33 @@ class UpBlock(nn.Module):
         return F.silu(self.conv(F.interpolate(x_NCHW, scale_factor=2.0, mode="nearest")))
 
 
+def _groups(channels: int) -> int:
+    return next(g for g in (8, 4, 2, 1) if channels % g == 0)
+
+
+class ResUpBlock(nn.Module):
+    """UpBlock followed by a residual block (GroupNorm, SiLU, 3x3 conv, twice) whose last conv starts at zero.
+
+    The zero start (TRELLIS's structure VAE) makes each block the identity at first, so stacking them does not
+    slow the early phase, while the normalization lets a higher learning rate through.
+    """
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.up = nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm1 = nn.GroupNorm(_groups(cout), cout)
+        self.conv1 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.norm2 = nn.GroupNorm(_groups(cout), cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x_NCHW: torch.Tensor) -> torch.Tensor:
+        h_NCHW = self.up(F.interpolate(x_NCHW, scale_factor=2.0, mode="nearest"))
+        r_NCHW = self.conv1(F.silu(self.norm1(h_NCHW)))
+        return h_NCHW + self.conv2(F.silu(self.norm2(r_NCHW)))
+
+
 class TriplaneDecoder(nn.Module):
     """Learnable triplane tokens cross-attend to the latent, self-attend, and become three mip levels per plane.
 
@@ -44,9 +71,11 @@ class TriplaneDecoder(nn.Module):
         # Conv up-sampling doubles the planes `plane_up` times; the MLP samples the last three resolutions as
         # mip levels (paper: r, r/2, r/4 of the finest). The finest plane must resolve thin parts: at 32 px
         # (1/32 of the cube) chair legs and sheets blur away (vat-s: val IoU 0.07 after 500 steps).
-        chans = [max(Ct, D // 2**i) for i in range(cfg.plane_up + 1)]  # channels per resolution, coarse first
+        floor = max(Ct, cfg.plane_min_channels)
+        chans = [max(floor, D // 2**i) for i in range(cfg.plane_up + 1)]  # channels per resolution, coarse first
         self.stem = nn.Conv2d(D, chans[0], 1)
-        self.ups = nn.ModuleList(UpBlock(chans[i], chans[i + 1]) for i in range(cfg.plane_up))
+        up_block = ResUpBlock if cfg.plane_block == "res" else UpBlock
+        self.ups = nn.ModuleList(up_block(chans[i], chans[i + 1]) for i in range(cfg.plane_up))
         self.heads = nn.ModuleList(nn.Conv2d(c, Ct, 1) for c in chans[-3:])
         self.mlp = nn.Sequential(
             nn.Linear(3 * 3 * Ct, cfg.mlp_hidden),
@@ -55,6 +84,7 @@ class TriplaneDecoder(nn.Module):
             nn.SiLU(),
             nn.Linear(cfg.mlp_hidden, 1),
         )
+        nn.init.constant_(self.mlp[-1].bias, cfg.out_bias)
 
     def planes(self, zhat_BKC: torch.Tensor) -> list[torch.Tensor]:
         """Three mip levels, each (B * 3, Ct, res, res) with the planes XY, YZ, XZ stacked per shape."""

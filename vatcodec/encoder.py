@@ -9,8 +9,27 @@ from .config import VATConfig
 from .layers import Block, FourierEmbed
 
 
+@torch.no_grad()
+def farthest_point_indices(xyz_BN3: torch.Tensor, m: int) -> torch.Tensor:
+    """Indices (B, m) of a farthest-point sample of each cloud, starting at point 0: deterministic."""
+    B, N, _ = xyz_BN3.shape
+    idx_Bm = torch.zeros(B, m, dtype=torch.long, device=xyz_BN3.device)
+    dist_BN = torch.full((B, N), float("inf"), device=xyz_BN3.device)
+    far_B = torch.zeros(B, dtype=torch.long, device=xyz_BN3.device)
+    rows_B = torch.arange(B, device=xyz_BN3.device)
+    for i in range(m):
+        idx_Bm[:, i] = far_B
+        d_BN = (xyz_BN3 - xyz_BN3[rows_B, far_B][:, None]).pow(2).sum(-1)
+        dist_BN = torch.minimum(dist_BN, d_BN)
+        far_B = dist_BN.argmax(dim=1)
+    return idx_Bm
+
+
 class PointEncoder(nn.Module):
-    """Learnable point queries read the point cloud; K latent tokens join them in self-attention.
+    """Point queries read the point cloud; K latent tokens join them in self-attention.
+
+    The queries are learnable parameters (VAT) or, with ``point_queries="fps"``, the embeddings of a
+    farthest-point sample of the input (3DShape2VecSet), which tells each query where on the shape it sits.
 
     Only the K latent tokens are kept at the end (in-context token compression), then a linear layer gives the
     mean and log-variance of the Gaussian latent in C_q channels.
@@ -20,6 +39,8 @@ class PointEncoder(nn.Module):
         super().__init__()
         D = cfg.width
         self.embed = FourierEmbed(cfg.num_freqs, D)
+        self.fps = cfg.point_queries == "fps"
+        self.num_point_queries = cfg.num_point_queries
         self.point_queries_QD = nn.Parameter(torch.randn(cfg.num_point_queries, D) * 0.02)
         self.read = Block(D, cfg.heads, cross=True)
         self.latents_KD = nn.Parameter(torch.randn(cfg.num_latents, D) * 0.02)
@@ -36,7 +57,12 @@ class PointEncoder(nn.Module):
         """Returns (mu_BKC, logvar_BKC) of the Gaussian latent."""
         B = surface_BN6.shape[0]
         points_BND = self.embed(surface_BN6)
-        queries_BQD = self.read(self.point_queries_QD.expand(B, -1, -1), points_BND)
+        if self.fps:
+            idx_BQ = farthest_point_indices(surface_BN6[..., :3], self.num_point_queries)
+            seeds_BQD = points_BND.gather(1, idx_BQ[..., None].expand(-1, -1, points_BND.shape[-1]))
+            queries_BQD = self.read(seeds_BQD + self.point_queries_QD, points_BND)
+        else:
+            queries_BQD = self.read(self.point_queries_QD.expand(B, -1, -1), points_BND)
         x_BTD = torch.cat([self.latents_KD.expand(B, -1, -1), queries_BQD], dim=1)  # (B, K + Q, D)
         for block in self.blocks:
             x_BTD = block(x_BTD)

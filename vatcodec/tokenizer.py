@@ -13,11 +13,15 @@ from .quantizer import MultiScaleVQ
 
 
 class OccupancyField:
-    """A decoded shape: call it with points (B, M, 3) in the unit cube to get occupancy logits (B, M)."""
+    """A decoded shape: call it with points (B, M, 3) in the unit cube to get occupancy logits (B, M).
 
-    def __init__(self, decoder: TriplaneDecoder, planes: list[torch.Tensor]):
+    The logits are shifted by the model's iso logit, so that > 0 is inside for every model.
+    """
+
+    def __init__(self, decoder: TriplaneDecoder, planes: list[torch.Tensor], iso_logit: float = 0.0):
         self.decoder = decoder
         self.planes = planes
+        self.iso_logit = iso_logit
 
     @torch.no_grad()
     def __call__(self, points_BM3: torch.Tensor, chunk: int = 262_144) -> torch.Tensor:
@@ -27,7 +31,8 @@ class OccupancyField:
             self.decoder.query(self.planes, points_BM3[:, i : i + chunk].to(device)).to(points_BM3.device)
             for i in range(0, points_BM3.shape[1], chunk)
         ]
-        return torch.cat(parts, dim=1)
+        # The surface sits at the model's iso logit (chosen on validation for dilated labels); callers see 0.
+        return torch.cat(parts, dim=1) - self.iso_logit
 
 
 class VAT(nn.Module):
@@ -97,4 +102,4 @@ class VAT(nn.Module):
 
     def decode_latent(self, zhat_BKC: torch.Tensor) -> OccupancyField:
         """Occupancy field of a continuous latent (stage-1 models, and latent refinement)."""
-        return OccupancyField(self.decoder, self.decoder.planes(zhat_BKC))
+        return OccupancyField(self.decoder, self.decoder.planes(zhat_BKC), self.cfg.iso_logit)

@@ -1,0 +1,216 @@
+"""Speedrun: train a tokenizer config for a fixed wall-clock budget, then score it the same way every time.
+
+    python -m training.speedrun --data ~/.cache/vatcodec/cache --minutes 20 --tag baseline
+    python -m training.speedrun --data ... --tag res-planes --overrides '{"plane_block": "res"}' --lr 2e-3
+
+The budget becomes a step count: a few timed steps of the real model set how many steps fit, and that count sets
+the learning-rate schedule (30% of it without quantization, then VVQ), so a run is reproducible from its row.
+Scores: the validation split's Accuracy, IoU, Near-Surface Accuracy and CS-IoU, the occupied fraction and BCE
+on uniform queries and the inside logits (IoU alone is misleading early on, see docs/tokenizer.md), and the
+dense F-score of `--f-shapes` validation meshes decoded at `--f-resolution` from the full token stream. Each run
+appends one row to `--results`. Rows compare only within one machine state: re-run the baseline beside the
+candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.data import INDEX_NAME, BatchSampler, ShapeCache, evenly_spaced
+from training.tokenizer import TrainArgs, train
+from vatcodec.config import get_config
+from vatcodec.errors import VatError
+from vatcodec.tokenizer import VAT
+
+RESULTS = Path("benchmarks/results/speedrun.jsonl")
+
+
+def steps_for_budget(a: TrainArgs, seconds: float, probe_steps: int = 4) -> tuple[int, float]:
+    """(steps that fit in `seconds`, measured samples/s): times `probe_steps` steps of the run's own model."""
+    cfg = get_config(a.config, **json.loads(a.overrides))
+    torch.manual_seed(a.seed)
+    model = VAT(cfg).train()
+    model.quantize = False  # stage 1 is the cheaper stage; stage 2 adds the VQ, measured as small
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    cache = evenly_spaced(ShapeCache.load(a.data, a.split), min(a.subset or 64, 64))
+    sampler = BatchSampler(cache, a.batch_size, cfg.num_points, a.num_queries, seed=a.seed)
+    times = []
+    for i in range(probe_steps + 1):
+        batch = sampler.batch(i)
+        t = time.perf_counter()
+        loss = model(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    per_step = float(np.median(times[1:]))  # the first step pays one-off allocation costs
+    return max(2, int(seconds / per_step)), a.batch_size / per_step
+
+
+def val_meshes(data: str | os.PathLike, n: int) -> list[Path]:
+    """Mesh files of n evenly spaced validation shapes of a cache (found under the roots it was prepared from)."""
+    index = json.loads((Path(data) / INDEX_NAME).read_text())
+    names = [s["name"] for s in index["shapes"] if s["split"] == "val"]
+    take = np.linspace(0, len(names) - 1, min(n, len(names))).round().astype(int) if names else []
+    found = []
+    for i in take:
+        for root in index.get("roots", []):
+            p = Path(root) / names[i]
+            if p.is_file():
+                found.append(p)
+                break
+    return found
+
+
+def decoded_fscores(net: VAT, meshes: list[Path], resolution: int) -> list[float]:
+    """F-score (tau 0.01) of each mesh's full token stream decoded at `resolution`; an empty decode scores 0."""
+    from vatcodec.codec import decode, encode
+    from vatcodec.mesh_io import load_mesh, normalize_mesh
+    from vatcodec.metrics import decoded_surface_metrics
+
+    out = []
+    for path in meshes:
+        ref_unit, norm = normalize_mesh(load_mesh(path))
+        data = encode(load_mesh(path), model=net, coder="raw")
+        try:
+            mesh = decode(data, model=net, resolution=resolution)
+        except VatError:
+            mesh = None
+        out.append(decoded_surface_metrics(mesh, ref_unit, norm)["fscore"])
+    return out
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def speedrun(
+    a: TrainArgs,
+    minutes: float,
+    tag: str,
+    results: Path = RESULTS,
+    f_shapes: int = 8,
+    f_resolution: int = 128,
+    stage1_frac: float = 0.3,
+    steps: int = 0,
+) -> dict:
+    """Trains `a` for the budget (or exactly `steps` steps), scores it and appends the row to `results`."""
+    from vatcodec.checkpoint import load_model
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    load_before = os.getloadavg()
+    sps_probe = None
+    if not steps:
+        steps, sps_probe = steps_for_budget(a, minutes * 60.0)
+    a = dataclasses.replace(a, steps=steps, stage1_steps=round(stage1_frac * steps), val_every=0)
+    t0 = time.time()
+    metrics = train(a)
+    train_s = time.time() - t0
+    net = load_model(Path(a.out) / "last.safetensors").eval()
+    t1 = time.time()
+    fs = decoded_fscores(net, val_meshes(a.data, f_shapes), f_resolution)
+    row = {
+        "tag": tag,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "commit": _commit(),
+        "config": a.config,
+        "overrides": json.loads(a.overrides),
+        "lr": a.lr,
+        "batch_size": a.batch_size,
+        "subset": a.subset,
+        "threads": a.threads,
+        "seed": a.seed,
+        "minutes": minutes,
+        "steps": steps,
+        "stage1_steps": a.stage1_steps,
+        "samples_per_s": steps * a.batch_size / train_s,
+        "samples_per_s_probe": sps_probe,
+        "train_s": round(train_s, 1),
+        "fscore_s": round(time.time() - t1, 1),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "params_M": round(sum(p.numel() for p in net.parameters()) / 1e6, 3),
+        **{k: v for k, v in metrics.items() if k != "rank_weight_digests"},
+        "val_fscore_mean": float(np.mean(fs)) if fs else None,
+        "val_fscore": [round(f, 4) for f in fs],
+        "val_fscore_empty": int(sum(f == 0.0 for f in fs)),
+        "out": str(a.out),
+    }
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with open(results, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="prepared cache (training.prepare)")
+    p.add_argument("--tag", required=True, help="name of this run in the results")
+    p.add_argument("--out", default="", help="run folder (default ~/.cache/vatcodec/speedruns/TAG)")
+    p.add_argument("--minutes", type=float, default=20.0, help="wall-clock training budget")
+    p.add_argument("--steps", type=int, default=0, help="train exactly this many steps instead of a budget")
+    p.add_argument("--config", default="vat-s")
+    p.add_argument("--overrides", default="{}", help="JSON of config fields to replace")
+    p.add_argument("--lr", type=float, default=TrainArgs.lr)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=TrainArgs.batch_size)
+    p.add_argument("--num-queries", type=int, default=TrainArgs.num_queries)
+    p.add_argument("--subset", type=int, default=0, help="evenly spaced training shapes (0 = all)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stage1-frac", type=float, default=0.3, help="share of the steps without quantization")
+    p.add_argument("--f-shapes", type=int, default=8)
+    p.add_argument("--f-resolution", type=int, default=128)
+    p.add_argument("--results", type=Path, default=RESULTS)
+    o = p.parse_args(argv)
+    if o.minutes <= 0 and not o.steps:
+        print("error: --minutes must be > 0 (or give --steps)", file=sys.stderr)
+        return 2
+    out = o.out or str(Path.home() / ".cache" / "vatcodec" / "speedruns" / o.tag)
+    if Path(out, "last.safetensors").exists():
+        print(f"error: {out} already holds a run; pick another --tag or --out", file=sys.stderr)
+        return 2
+    try:
+        json.loads(o.overrides)
+        get_config(o.config, **json.loads(o.overrides))
+        a = TrainArgs(
+            data=o.data,
+            out=out,
+            config=o.config,
+            overrides=o.overrides,
+            lr=o.lr,
+            warmup=o.warmup,
+            batch_size=o.batch_size,
+            num_queries=o.num_queries,
+            subset=o.subset,
+            threads=o.threads,
+            seed=o.seed,
+            ckpt_every=10**9,
+        )
+        row = speedrun(a, o.minutes, o.tag, o.results, o.f_shapes, o.f_resolution, o.stage1_frac, o.steps)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    keys = ("steps", "samples_per_s", "val_iou", "val_cs_iou", "val_occ_frac_pred", "val_fscore_mean")
+    print(json.dumps({k: row.get(k) for k in keys}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
