@@ -208,7 +208,9 @@ def train(a: TrainArgs) -> dict:
             # A warm start: the weights continue, the optimizer and the learning-rate schedule start over.
             tensors, _meta = read_checkpoint(a.init)
             model.load_state_dict(split_state(tensors, "model."))
-            ema.load_state_dict(split_state(tensors, "ema."))
+            # A release checkpoint holds only its EMA weights (as "model."): the EMA starts from them too.
+            has_ema = any(k.startswith("ema.") for k in tensors)
+            ema.load_state_dict(split_state(tensors, "ema." if has_ema else "model."))
             console.print(f"initialised from {a.init}")
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
