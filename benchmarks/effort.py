@@ -5,7 +5,7 @@ PYTHONPATH=. python benchmarks/effort.py <corpus>/katorlegaz --out benchmarks/re
 
 Each rate is either a byte budget (`encode(max_bytes=B)`: the largest prefix of scales that fits, refined for
 that prefix) or a fixed prefix (`encode(scales=N)`). F-score, Chamfer and normal consistency use the dense
-protocol of `vatcodec.metrics` in the reference mesh's unit-cube frame, on `codec.decode` at `--resolution`
+protocol of `vatcodec.geometry.metrics` in the reference mesh's unit-cube frame, on `codec.decode` at `--resolution`
 (as `vatcodec/bench/measure.py` does); `loss` is the refinement's own objective (BCE on the shape's occupancy
 samples, seed 0), which effort > 0 never makes worse than effort 0. Encode time is the wall time of `encode`
 alone, with `--threads` torch threads. Rows go to OUT/rows.jsonl as they are measured (a rerun resumes), then
@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vatcodec import codec, effort
-from vatcodec.bitstream import unpack
+from vatcodec import codec
+from vatcodec.codec import effort
+from vatcodec.codec.bitstream import unpack
 from vatcodec.errors import VatError
-from vatcodec.mesh_io import SUPPORTED_SUFFIXES, load_mesh, normalize_mesh
-from vatcodec.metrics import decoded_surface_metrics
+from vatcodec.geometry.mesh_io import SUPPORTED_SUFFIXES, load_mesh, normalize_mesh
+from vatcodec.geometry.metrics import decoded_surface_metrics
 
 FIELDS = (
     "mesh", "rate", "effort", "scales", "bytes", "fscore", "chamfer", "normal_consistency", "loss",
@@ -63,7 +64,7 @@ def measure(
                 rows.append({**row, "error": str(exc)})
                 continue
             row["encode_s"] = time.perf_counter() - t
-            indices = unpack(data, tables=codec._tables(net)).indices
+            indices = unpack(data, tables=codec.tables_of(net)).indices
             row.update(scales=len(indices), bytes=len(data), loss=effort.indices_loss(net, indices, samples))
             t = time.perf_counter()
             try:
@@ -166,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(args.out / "rows.csv", rows, FIELDS)
     write_csv(args.out / "summary.csv", summary, summary[0].keys() if summary else ["rate"])
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    results = {"settings": settings, "model_id": codec._model_id(net).hex(), "summary": summary, "rows": rows}
+    results = {
+        "settings": settings,
+        "model_id": codec.model_id_of(net).hex(),
+        "summary": summary,
+        "rows": rows,
+    }
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     for s in summary:
         gain = "" if s["fscore_gain"] is None else f" (gain {s['fscore_gain']:+.4f})"

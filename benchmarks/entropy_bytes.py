@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vatcodec import bitstream as bs
 from vatcodec import codec
+from vatcodec.codec import bitstream as bs
 from vatcodec.errors import VatError
-from vatcodec.mesh_io import SUPPORTED_SUFFIXES
+from vatcodec.geometry.mesh_io import SUPPORTED_SUFFIXES
 
 CODERS = ("raw", "zstd", "range")
 

@@ -13,7 +13,8 @@ For each held-out shape, one prepared render (view --view of the gen_data orbit)
   - tokenizer: the held-out shape's own token map decoded (what a perfect generator of these tokens would reach).
 Each prediction is aligned to the reference by ICP (rigid, from the identity, on 4096 surface points against 8192
 reference points; both shapes in the unit-cube frame; kept only when it lowers the Chamfer distance) and scored
-with `vatcodec.metrics.surface_metrics` (dense F-score at tau 0.01, Chamfer). Rows go to OUT/rows.jsonl (a rerun
+with `vatcodec.geometry.metrics.surface_metrics` (dense F-score at tau 0.01, Chamfer). Rows go to
+OUT/rows.jsonl (a rerun
 resumes), means to OUT/summary.csv and OUT/results.json. Sampling times here share the CPU with decoding and
 scoring; benchmarks/generation_speed.py measures speed and memory alone.
 """
@@ -34,12 +35,12 @@ import trimesh
 
 from training.gen_data import load_parts
 from vatcodec import codec
-from vatcodec.extract import extract_mesh
-from vatcodec.gen_checkpoint import load_generator
-from vatcodec.generate import default_generator_path
-from vatcodec.image_input import to_tensor
-from vatcodec.mesh_io import load_mesh, normalize_mesh
-from vatcodec.metrics import surface_metrics
+from vatcodec.codec.extract import extract_mesh
+from vatcodec.generation.checkpoint import load_generator
+from vatcodec.generation.generate import default_generator_path
+from vatcodec.generation.image_input import to_tensor
+from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
+from vatcodec.geometry.metrics import surface_metrics
 
 
 def parse_settings(text: str) -> list[dict]:
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(args.settings)
     gen = load_generator(args.generator)
     net = codec.get_model()
-    tok_id = bytes(codec._model_id(net)).hex()
+    tok_id = bytes(codec.model_id_of(net)).hex()
     if gen.cfg.tokenizer_id != tok_id:
         raise SystemExit(
             f"the generator predicts tokens of tokenizer {gen.cfg.tokenizer_id}, not the shipped {tok_id}"

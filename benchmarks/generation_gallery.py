@@ -21,11 +21,11 @@ from PIL import Image
 from benchmarks.generation import decode_tokens, embed_all
 from training.gen_data import load_parts
 from vatcodec import codec
-from vatcodec.gen_checkpoint import load_generator
-from vatcodec.generate import DEFAULT_CFG, DEFAULT_TEMPERATURE, default_generator_path
-from vatcodec.image_input import to_tensor
-from vatcodec.mesh_io import load_mesh, normalize_mesh
-from vatcodec.render import render
+from vatcodec.generation.checkpoint import load_generator
+from vatcodec.generation.generate import DEFAULT_CFG, DEFAULT_TEMPERATURE, default_generator_path
+from vatcodec.generation.image_input import to_tensor
+from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
+from vatcodec.views.render import render
 
 
 def main(argv: list[str] | None = None) -> int:

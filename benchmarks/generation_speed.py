@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from vatcodec import codec
-from vatcodec.gen_checkpoint import load_generator
-from vatcodec.generate import condition_images, default_generator_path, generate, resolve_device
+from vatcodec.generation.checkpoint import load_generator
+from vatcodec.generation.generate import condition_images, default_generator_path, generate, resolve_device
 
 
 def timed(fn, repeats: int, sync) -> float:

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from training.gen_data import load_parts
-from vatcodec.gen_checkpoint import load_generator
-from vatcodec.generate import default_generator_path
-from vatcodec.image_input import to_tensor
+from vatcodec.generation.checkpoint import load_generator
+from vatcodec.generation.generate import default_generator_path
+from vatcodec.generation.image_input import to_tensor
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from vatcodec import metrics
+from vatcodec.geometry import metrics
 
 DEFAULT_LIBRARY = Path("/work/corpus/lib/blendswap-cc-0")
 

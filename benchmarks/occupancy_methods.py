@@ -25,8 +25,8 @@ import scipy.ndimage as ndi
 import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vatcodec.mesh_io import load_mesh, normalize_mesh  # noqa: E402
-from vatcodec.occupancy import GRID_HALF_EXTENT, OccupancyOracle  # noqa: E402
+from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh  # noqa: E402
+from vatcodec.geometry.occupancy import GRID_HALF_EXTENT, OccupancyOracle  # noqa: E402
 
 DEFAULT_MESHES = (
     "blendswap-cc-0/armchair blendswap-cc-0/bookcase blendswap-cc-0/desklamp "

@@ -26,9 +26,9 @@ import torch
 import trimesh
 
 from vatcodec import codec
-from vatcodec.bitstream import header_info
-from vatcodec.mesh_io import SUPPORTED_SUFFIXES, load_mesh, normalize_mesh
-from vatcodec.metrics import surface_metrics
+from vatcodec.codec.bitstream import header_info
+from vatcodec.geometry.mesh_io import SUPPORTED_SUFFIXES, load_mesh, normalize_mesh
+from vatcodec.geometry.metrics import surface_metrics
 
 
 def independent_f(data: bytes, ref_unit, norm) -> float:

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from training.tokenizer import TrainArgs, train
-from vatcodec.config import get_config
-from vatcodec.tokenizer import VAT
+from vatcodec.model.config import get_config
+from vatcodec.model.tokenizer import VAT
 
 CANDIDATES = {
     "w96-d2": {"width": 96, "enc_depth": 2, "dec_depth": 2},

@@ -20,12 +20,12 @@ import numpy as np
 import zstandard
 
 try:
-    from vatcodec import bitstream as bs
-    from vatcodec import entropy
+    from vatcodec.codec import bitstream as bs
+    from vatcodec.codec import entropy
 except ImportError:  # running from a checkout without `pip install -e`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from vatcodec import bitstream as bs
-    from vatcodec import entropy
+    from vatcodec.codec import bitstream as bs
+    from vatcodec.codec import entropy
 
 VECTOR_DIR = Path(__file__).resolve().parent / "vectors"
 PAPER_SCHEDULE = (1, 4, 9, 16, 25, 36, 64, 100, 169, 196, 576, 1024)
@@ -187,7 +187,7 @@ def invalid_vectors(valid: dict[str, bytes]) -> dict[str, tuple[str, bytes, str]
         ),
         "huge_varint": (
             "a token count varint claiming 2**60 tokens",
-            _with_crc(body[:34] + bs._encode_varint(1 << 60) + body[35:]),
+            _with_crc(body[:34] + bs.encode_varint(1 << 60) + body[35:]),
             "varint longer than 3 bytes",
         ),
         "nonminimal_varint": (

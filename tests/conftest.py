@@ -2,8 +2,8 @@
 
 import torch
 
-from vatcodec.config import get_config
-from vatcodec.tokenizer import VAT
+from vatcodec.model.config import get_config
+from vatcodec.model.tokenizer import VAT
 
 
 def tiny_model(seed: int = 0) -> VAT:

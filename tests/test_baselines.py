@@ -17,7 +17,7 @@ from vatcodec.baselines import (
     voxels_to_mesh,
 )
 from vatcodec.errors import BitstreamError, MeshError
-from vatcodec.metrics import surface_metrics
+from vatcodec.geometry.metrics import surface_metrics
 
 needs_draco = pytest.mark.skipif(
     not all(__import__("importlib").util.find_spec(m) for m in ("DracoPy", "fast_simplification")),

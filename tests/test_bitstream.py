@@ -18,7 +18,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vatcodec import bitstream as bs
+from vatcodec.codec import bitstream as bs
 from vatcodec.errors import BitstreamError
 
 FORMAT_DIR = Path(__file__).resolve().parent.parent / "format"
@@ -328,7 +328,7 @@ def test_huge_claims_fail_without_allocating():
     # The largest legal claim (2**20 tokens x 16 bits = 2 MiB) backed by a 1-byte payload.
     body = bytearray(minimal)
     body[15] = 16
-    big = _with_crc(bytes(body[:34]) + bs._encode_varint(1 << 20) + bytes(body[35:]))
+    big = _with_crc(bytes(body[:34]) + bs.encode_varint(1 << 20) + bytes(body[35:]))
     assert _peak_bytes(_expect_error(big, "payload is 1 bytes")) < 1 << 20
 
 

@@ -8,9 +8,10 @@ from conftest import tiny_model
 from typer.testing import CliRunner
 
 from vatcodec import codec
-from vatcodec.bitstream import unpack
-from vatcodec.checkpoint import save_checkpoint
 from vatcodec.cli import EXIT_USER_ERROR, app
+from vatcodec.codec import models as codec_models
+from vatcodec.codec.bitstream import unpack
+from vatcodec.model.checkpoint import save_checkpoint
 
 runner = CliRunner()
 
@@ -206,7 +207,7 @@ def test_decode_output_is_checked_first(ckpt, mesh_file, tmp_path):
 
 
 def test_missing_default_model_is_one_line(monkeypatch, mesh_file, tmp_path):
-    monkeypatch.setattr(codec, "default_model_path", lambda: tmp_path / "vat-s.safetensors")
+    monkeypatch.setattr(codec_models, "default_model_path", lambda: tmp_path / "vat-s.safetensors")
     result = runner.invoke(app, ["encode", str(mesh_file), "-o", str(tmp_path / "x.vat")])
     assert result.exit_code == EXIT_USER_ERROR
     assert "default model is missing" in one_error_line(result.stderr)

@@ -8,9 +8,10 @@ from conftest import tiny_model
 
 import vatcodec
 from vatcodec import codec
-from vatcodec.bitstream import pack, unpack
-from vatcodec.checkpoint import save_checkpoint
+from vatcodec.codec import models as codec_models
+from vatcodec.codec.bitstream import pack, unpack
 from vatcodec.errors import BitstreamError, MeshError, VatError
+from vatcodec.model.checkpoint import save_checkpoint
 
 RES = 32  # decode resolution for tests: the random model's shape is noise anyway
 
@@ -58,7 +59,7 @@ def test_round_trip(model):
 def test_encoding_is_deterministic(ckpt, model, tmp_path):
     mesh = shape()
     first = codec.encode(mesh, model=model)
-    codec._load_cached.cache_clear()  # a fresh load of the checkpoint must give the same bytes
+    codec.clear_model_cache()  # a fresh load of the checkpoint must give the same bytes
     assert codec.encode(mesh, model=ckpt) == first
     path = tmp_path / "torus.ply"
     mesh.export(path)
@@ -186,7 +187,7 @@ def test_file_with_a_foreign_schedule_is_rejected(model):
 
 
 def test_default_model(monkeypatch, tmp_path, ckpt):
-    monkeypatch.setattr(codec, "default_model_path", lambda: tmp_path / "vat-s.safetensors")
+    monkeypatch.setattr(codec_models, "default_model_path", lambda: tmp_path / "vat-s.safetensors")
     with pytest.raises(VatError, match="default model is missing"):
         codec.encode(shape())
     (tmp_path / "vat-s.safetensors").write_bytes(ckpt.read_bytes())

@@ -11,12 +11,13 @@ import trimesh
 from conftest import tiny_model
 from typer.testing import CliRunner
 
-from vatcodec import codec, effort
-from vatcodec.bitstream import header_info, unpack
-from vatcodec.checkpoint import save_checkpoint
+from vatcodec import codec
 from vatcodec.cli import EXIT_USER_ERROR, app
+from vatcodec.codec import effort
+from vatcodec.codec.bitstream import header_info, unpack
 from vatcodec.errors import VatError
-from vatcodec.mesh_io import normalize_mesh
+from vatcodec.geometry.mesh_io import normalize_mesh
+from vatcodec.model.checkpoint import save_checkpoint
 
 RES = 64  # decode resolution of the F-score checks: the random model's shape is noise anyway
 runner = CliRunner()
@@ -58,7 +59,7 @@ def quick_proxy(monkeypatch):
 
 def mu_of(model, mesh):
     """The encoder's latent for `encode(seed=0)`."""
-    from vatcodec.sampling import sample_surface
+    from vatcodec.geometry.sampling import sample_surface
 
     points, normals = sample_surface(normalize_mesh(mesh)[0], model.cfg.num_points, 0)
     with torch.no_grad():

@@ -20,10 +20,11 @@ from conftest import tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vatcodec import bitstream as bs
-from vatcodec import codec, entropy
-from vatcodec.checkpoint import TABLES_KEY, load_model, save_checkpoint, set_entropy_tables
+from vatcodec import codec
+from vatcodec.codec import bitstream as bs
+from vatcodec.codec import entropy
 from vatcodec.errors import BitstreamError, VatError
+from vatcodec.model.checkpoint import TABLES_KEY, load_model, save_checkpoint, set_entropy_tables
 
 FUZZ = settings(max_examples=80, deadline=timedelta(seconds=5), suppress_health_check=[HealthCheck.too_slow])
 VAT_S_SCHEDULE = (1, 4, 9, 16, 25, 36, 64, 100, 144, 256)
@@ -215,7 +216,7 @@ def test_file_round_trip_and_header_info(case):
     info = bs.header_info(data)  # no tables needed
     assert info["coder"] == "range" and info["scales_present"] == vat.num_scales
     assert len(info["scale_bytes"]) == vat.num_scales
-    lengths = sum(len(bs._encode_varint(n)) for n in info["scale_bytes"][:-1])
+    lengths = sum(len(bs.encode_varint(n)) for n in info["scale_bytes"][:-1])
     assert info["payload_bytes"] == sum(info["scale_bytes"]) + lengths
 
 
@@ -283,7 +284,7 @@ def test_garbage_for_the_largest_schedule_is_bounded_work():
     body = bytearray(bs.pack(bs.VatFile(bytes(8), 4096, 12, (1,), [np.array([5])], coder="range",
                                         version=(1, 1)), tables=freq[None])[:-4])  # fmt: skip
     # Fixed fields and codebook size, then: 1 scale of 2**20 tokens, 1 present, no extensions.
-    head = bytes(body[:33]) + b"\x01" + bs._encode_varint(1 << 20) + b"\x01\x00"
+    head = bytes(body[:33]) + b"\x01" + bs.encode_varint(1 << 20) + b"\x01\x00"
     for garbage in (bytes(16), b"\xff" * 16, bytes(range(16))):
         t0 = time.perf_counter()
         try:
@@ -356,11 +357,11 @@ def tabled(ckpt):
 
 def test_checkpoint_carries_the_tables(ckpt, tabled, untabled, tables):
     assert np.array_equal(tabled.entropy_freq_SK, tables)
-    assert tabled.model_id == codec._model_id(untabled)  # the weights' id is unchanged by tables
+    assert tabled.model_id == codec.model_id_of(untabled)  # the weights' id is unchanged by tables
     assert tabled.entropy_id == entropy.tables_id(tabled.model_id, tables)
     reloaded = load_model(ckpt)
     assert reloaded.entropy_id == tabled.entropy_id
-    assert codec._tables(untabled) is None
+    assert codec.tables_of(untabled) is None
 
 
 def test_corrupt_tables_in_a_checkpoint_are_caught(ckpt, tmp_path, tables):
@@ -400,7 +401,7 @@ def test_real_file_round_trip_identical_tokens(tabled, index):
 def test_real_file_decodes_and_is_deterministic(ckpt, tabled):
     mesh = _meshes()[1]
     first = codec.encode(mesh, model=tabled, coder="range")
-    codec._load_cached.cache_clear()
+    codec.clear_model_cache()
     assert codec.encode(mesh, model=ckpt, coder="range") == first  # a fresh load gives the same bytes
     out = codec.decode(first, model=tabled, resolution=32)
     same = codec.decode(codec.encode(mesh, model=tabled, coder="raw"), model=tabled, resolution=32)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import trimesh
 
-from vatcodec.extract import GridSpec, dense_grid, extract_mesh, grid_to_mesh, occupancy_grid
+from vatcodec.codec.extract import GridSpec, dense_grid, extract_mesh, grid_to_mesh, occupancy_grid
 
 
 def sphere_sdf(p, center, radius):

@@ -16,16 +16,16 @@ from training.gen_data import load_parts
 from training.gen_data import main as gen_data_main
 from training.generator import GenTrainArgs, train
 from vatcodec import codec
-from vatcodec.bitstream import unpack
 from vatcodec.cli import app
+from vatcodec.codec.bitstream import unpack
 from vatcodec.errors import VatError
-from vatcodec.gen_checkpoint import load_generator, save_generator
-from vatcodec.gen_config import GenConfig
-from vatcodec.generate import generate
-from vatcodec.generator import NextScaleGenerator
-from vatcodec.image_input import ImageError, load_image, prepare_image
-from vatcodec.mesh_io import load_mesh
-from vatcodec.render import render
+from vatcodec.generation.checkpoint import load_generator, save_generator
+from vatcodec.generation.config import GenConfig
+from vatcodec.generation.generate import generate
+from vatcodec.generation.image_input import ImageError, load_image, prepare_image
+from vatcodec.generation.model import NextScaleGenerator
+from vatcodec.geometry.mesh_io import load_mesh
+from vatcodec.views.render import render
 
 runner = CliRunner()
 TINY = {"width": 32, "depth": 1, "heads": 2, "cnn_widths": (8, 16), "image_size": 32}
@@ -137,7 +137,7 @@ def test_training_runs_resumes_and_learns(corpus, tmp_path):
     assert steps == [10, 20, 30, 40]
     assert second["loss"] < first["loss"] < 8.0  # ln(4096) = 8.3 at the start
     resumed = load_generator(tmp_path / "run" / "last.safetensors", use_ema=False)
-    assert resumed.cfg.tokenizer_id == bytes(codec._model_id(codec.get_model())).hex()
+    assert resumed.cfg.tokenizer_id == bytes(codec.model_id_of(codec.get_model())).hex()
     # Resuming is exact: the same 40 steps in one go give the same weights.
     train(GenTrainArgs(**{**a.__dict__, "stop_at": 0, "out": str(tmp_path / "straight")}))
     straight = load_generator(tmp_path / "straight" / "last.safetensors", use_ema=False)
@@ -249,7 +249,7 @@ def test_generate_writes_decodable_files_deterministically(gen_ckpt, photo, tmp_
     for f in files:
         vat = unpack(f.read_bytes(), tables=codec.get_model().entropy_freq_SK)
         assert (
-            vat.num_scales == 10 and vat.model_id == codec._model_id(codec.get_model())[: len(vat.model_id)]
+            vat.num_scales == 10 and vat.model_id == codec.model_id_of(codec.get_model())[: len(vat.model_id)]
         )
     again = generate([photo], model=str(gen_ckpt), num_samples=2, seed=3, device="cpu")
     assert again == [f.read_bytes() for f in files]

@@ -10,11 +10,11 @@ import trimesh
 from tests.conftest import tiny_model
 from training.gen_data import token_map, views_of
 from vatcodec import codec
-from vatcodec.gen_checkpoint import load_generator, save_generator
-from vatcodec.gen_config import GenConfig
-from vatcodec.generator import NextScaleGenerator, sample_logits
-from vatcodec.image_input import to_tensor
-from vatcodec.mesh_io import load_mesh, normalize_mesh
+from vatcodec.generation.checkpoint import load_generator, save_generator
+from vatcodec.generation.config import GenConfig
+from vatcodec.generation.image_input import to_tensor
+from vatcodec.generation.model import NextScaleGenerator, sample_logits
+from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
 
 TINY = {"width": 32, "depth": 2, "heads": 2, "cnn_widths": (8, 16), "image_size": 32}
 

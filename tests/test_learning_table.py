@@ -9,10 +9,10 @@ import trimesh
 
 from training.data import INDEX_NAME, write_shard
 from training.tokenizer import TrainArgs, train
-from vatcodec.checkpoint import load_model
 from vatcodec.codec import decode, encode
-from vatcodec.mesh_io import normalize_mesh
-from vatcodec.metrics import surface_metrics
+from vatcodec.geometry.mesh_io import normalize_mesh
+from vatcodec.geometry.metrics import surface_metrics
+from vatcodec.model.checkpoint import load_model
 
 # Boxes as (centre, half extents); the table fills [-0.5, 0.5] x [-0.28, 0.28] x [-0.3, 0.3], so the codec's
 # normalization (bounding box centred, longest side 1) is the identity and the cache needs no transform.
@@ -57,7 +57,9 @@ def test_tiny_model_overfits_a_table_with_thin_legs(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     write_shard(cache / "shard-00000.safetensors", [table_sample(0)])
-    shapes = [{"name": "table", "shard": "shard-00000.safetensors", "row": 0, "split": s} for s in ("train", "val")]
+    shapes = [
+        {"name": "table", "shard": "shard-00000.safetensors", "row": 0, "split": s} for s in ("train", "val")
+    ]
     (cache / INDEX_NAME).write_text(json.dumps({"n_uniform": 8000, "shapes": shapes}))
     args = TrainArgs(
         data=str(cache),

@@ -8,7 +8,7 @@ import pytest
 import trimesh
 
 from vatcodec.errors import MeshError, VatError
-from vatcodec.mesh_io import (
+from vatcodec.geometry.mesh_io import (
     Normalization,
     load_mesh,
     normalize_mesh,

@@ -1,4 +1,4 @@
-"""Tests for vatcodec.metrics: analytic surface cases, self-score noise, occupancy, CS-IoU."""
+"""Tests for vatcodec.geometry.metrics: analytic surface cases, self-score noise, occupancy, CS-IoU."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 import trimesh
 
 from vatcodec.errors import MeshError
-from vatcodec.metrics import (
+from vatcodec.geometry.metrics import (
     closest_point_on_triangles,
     cs_iou,
     occupancy_metrics,

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from vatcodec.config import get_config
-from vatcodec.quantizer import MultiScaleVQ
+from vatcodec.model.config import get_config
+from vatcodec.model.quantizer import MultiScaleVQ
 
 
 @pytest.fixture

@@ -9,8 +9,15 @@ import trimesh
 from PIL import Image
 
 from vatcodec.errors import VatError
-from vatcodec.gallery import CAPTION_HEIGHT, FAILED_FILL, TITLE_WIDTH, make_gallery
-from vatcodec.render import DEFAULT_COLOR, default_distance, has_embree, render, render_views, unit_frame
+from vatcodec.views.gallery import CAPTION_HEIGHT, FAILED_FILL, TITLE_WIDTH, make_gallery
+from vatcodec.views.render import (
+    DEFAULT_COLOR,
+    default_distance,
+    has_embree,
+    render,
+    render_views,
+    unit_frame,
+)
 
 WHITE = (255, 255, 255)
 # The rtree fallback always runs; Embree only where embreex is installed.

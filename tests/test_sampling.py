@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from vatcodec.occupancy import DEFAULT_OFFSET, OccupancyOracle, closed_parts, signed_distance
-from vatcodec.sampling import (
+from vatcodec.geometry.occupancy import DEFAULT_OFFSET, OccupancyOracle, closed_parts, signed_distance
+from vatcodec.geometry.sampling import (
     LABEL_BAND,
     make_sample,
     sample_queries,

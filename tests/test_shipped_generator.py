@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from vatcodec import codec
 from vatcodec.cli import app
-from vatcodec.generate import default_generator_path, get_generator
-from vatcodec.mesh_io import load_mesh
+from vatcodec.generation.generate import default_generator_path, get_generator
+from vatcodec.geometry.mesh_io import load_mesh
 
 EXAMPLE_IMAGE = Path(__file__).resolve().parents[1] / "examples" / "chair.png"
 
@@ -16,7 +16,7 @@ def test_shipped_generator_is_small_and_matches_the_shipped_tokenizer():
     path = default_generator_path()
     assert path.is_file() and path.stat().st_size <= 25 * 2**20
     gen = get_generator()
-    assert gen.cfg.tokenizer_id == bytes(codec._model_id(codec.get_model())).hex()
+    assert gen.cfg.tokenizer_id == bytes(codec.model_id_of(codec.get_model())).hex()
     assert gen.meta.get("step", 0) > 0  # trained, not a fresh init
 
 

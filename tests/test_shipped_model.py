@@ -7,8 +7,8 @@ import pytest
 import trimesh
 
 from vatcodec import codec
-from vatcodec.bitstream import header_info
-from vatcodec.mesh_io import load_mesh
+from vatcodec.codec.bitstream import header_info
+from vatcodec.geometry.mesh_io import load_mesh
 
 RES = 64  # small grids keep CI fast; the default is 256
 EXAMPLE_CHAIR = Path(__file__).resolve().parents[1] / "examples" / "chair.obj"

@@ -5,9 +5,9 @@ import time
 import pytest
 import torch
 
-from vatcodec.checkpoint import load_model, model_id, save_checkpoint
-from vatcodec.config import CONFIGS, VATConfig, get_config
-from vatcodec.tokenizer import VAT
+from vatcodec.model.checkpoint import load_model, model_id, save_checkpoint
+from vatcodec.model.config import CONFIGS, VATConfig, get_config
+from vatcodec.model.tokenizer import VAT
 
 
 def tiny_batch(cfg: VATConfig, B: int = 2, N: int | None = None, M: int = 256, seed: int = 0) -> dict:

@@ -12,9 +12,9 @@ import sys
 
 import torch
 
-from vatcodec.checkpoint import TABLES_KEY, read_checkpoint, save_checkpoint, split_state
-from vatcodec.config import VATConfig
-from vatcodec.tokenizer import VAT
+from vatcodec.model.checkpoint import TABLES_KEY, read_checkpoint, save_checkpoint, split_state
+from vatcodec.model.config import VATConfig
+from vatcodec.model.tokenizer import VAT
 
 
 def export(src: str, dst: str, note: dict | None = None) -> bytes:
@@ -31,8 +31,8 @@ def export(src: str, dst: str, note: dict | None = None) -> bytes:
 
 def export_generator(src: str, dst: str, note: dict | None = None) -> str:
     """Writes a generator run's EMA weights in fp16 (its frozen VVQ copy stays fp32) to `dst`; returns its id."""
-    from vatcodec.config import VATConfig as TokConfig
-    from vatcodec.gen_checkpoint import load_generator, read_generator, save_generator
+    from vatcodec.generation.checkpoint import load_generator, read_generator, save_generator
+    from vatcodec.model.config import VATConfig as TokConfig
 
     _, meta = read_generator(src)
     gen = load_generator(src, use_ema=True)

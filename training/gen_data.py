@@ -9,7 +9,8 @@ tokenizer held out; the test split (katorlegaz) is only read with --test, whose 
 refused by the generator's training loader. Views follow the paper's section 6.1 at a smaller size: an orbit of
 --views frames from azimuth 0 in equal steps, one random elevation in [-5, 30] degrees per object, a 33.8 degree
 field of view and a camera distance at which the object's bounding sphere fills the frame; white background.
-Each view is then passed through `vatcodec.image_input.prepare_image`, exactly as `vatcodec generate` treats a
+Each view is then passed through `vatcodec.generation.image_input.prepare_image`, exactly as `vatcodec generate`
+treats a
 user's image. Token maps are the indices that `vatcodec encode` (effort 0, shipped or --model tokenizer) writes.
 """
 
@@ -30,12 +31,12 @@ from safetensors.numpy import load_file, save_file
 
 from training.prepare import find_meshes, stable_hash
 from vatcodec import codec
-from vatcodec.bitstream import unpack
+from vatcodec.codec.bitstream import unpack
 from vatcodec.errors import VatError
 from vatcodec.fileio import atomic_output
-from vatcodec.image_input import IMAGE_SIZE, prepare_image
-from vatcodec.mesh_io import load_mesh, normalize_mesh
-from vatcodec.render import render_views
+from vatcodec.generation.image_input import IMAGE_SIZE, prepare_image
+from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
+from vatcodec.views.render import render_views
 
 FOV_DEG = 33.8  # paper section 6.1
 ELEVATION_RANGE = (-5.0, 30.0)  # degrees, one draw per object

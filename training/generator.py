@@ -26,10 +26,10 @@ from training.gen_data import load_parts
 from training.tokenizer import setup_distributed
 from vatcodec import codec
 from vatcodec.errors import VatError
-from vatcodec.gen_checkpoint import read_generator, save_generator
-from vatcodec.gen_config import GEN_CONFIGS, GenConfig
-from vatcodec.generator import NextScaleGenerator
-from vatcodec.image_input import to_tensor
+from vatcodec.generation.checkpoint import read_generator, save_generator
+from vatcodec.generation.config import GEN_CONFIGS, GenConfig
+from vatcodec.generation.image_input import to_tensor
+from vatcodec.generation.model import NextScaleGenerator
 
 
 @dataclass
@@ -113,7 +113,7 @@ def train(a: GenTrainArgs) -> dict:
     tok = codec.get_model(a.tokenizer or None)
     train_data = load_parts(a.data, ("train",))
     val_data = load_parts(a.data, ("val",))
-    tok_id = bytes(codec._model_id(tok)).hex()
+    tok_id = bytes(codec.model_id_of(tok)).hex()
     if train_data["tokenizer_id"] and train_data["tokenizer_id"] != tok_id:
         raise VatError(f"{a.data} holds tokens of tokenizer {train_data['tokenizer_id']}, not {tok_id}")
     if a.config not in GEN_CONFIGS:

@@ -23,8 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from training.data import INDEX_NAME, write_shard
 from vatcodec.errors import VatError
-from vatcodec.mesh_io import SUPPORTED_SUFFIXES, load_mesh, normalize_mesh
-from vatcodec.sampling import make_sample
+from vatcodec.geometry.mesh_io import SUPPORTED_SUFFIXES, load_mesh, normalize_mesh
+from vatcodec.geometry.sampling import make_sample
 
 
 def find_meshes(roots: list[Path], exclude: list[str]) -> list[tuple[str, Path]]:

@@ -28,9 +28,9 @@ import torch
 
 from training.data import INDEX_NAME, BatchSampler, ShapeCache, evenly_spaced
 from training.tokenizer import TrainArgs, train
-from vatcodec.config import get_config
 from vatcodec.errors import VatError
-from vatcodec.tokenizer import VAT
+from vatcodec.model.config import get_config
+from vatcodec.model.tokenizer import VAT
 
 RESULTS = Path("benchmarks/results/speedrun.jsonl")
 
@@ -99,8 +99,8 @@ def choose_iso(net: VAT, data: str | os.PathLike, split: str = "val") -> tuple[f
 def decoded_fscores(net: VAT, meshes: list[Path], resolution: int) -> list[float]:
     """F-score (tau 0.01) of each mesh's full token stream decoded at `resolution`; an empty decode scores 0."""
     from vatcodec.codec import decode, encode
-    from vatcodec.mesh_io import load_mesh, normalize_mesh
-    from vatcodec.metrics import decoded_surface_metrics
+    from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
+    from vatcodec.geometry.metrics import decoded_surface_metrics
 
     out = []
     for path in meshes:
@@ -134,7 +134,7 @@ def speedrun(
     steps: int = 0,
 ) -> dict:
     """Trains `a` for the budget (or exactly `steps` steps), scores it and appends the row to `results`."""
-    from vatcodec.checkpoint import load_model
+    from vatcodec.model.checkpoint import load_model
 
     if a.threads:
         torch.set_num_threads(a.threads)

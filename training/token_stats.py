@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from training.data import ShapeCache
-from vatcodec.bitstream import index_bits_for
-from vatcodec.checkpoint import add_tables, load_model
-from vatcodec.entropy import build_table, build_tables, code_length_bits
+from vatcodec.codec.bitstream import index_bits_for
+from vatcodec.codec.entropy import build_table, build_tables, code_length_bits
+from vatcodec.model.checkpoint import add_tables, load_model
 
 ALPHA_GRID = tuple(2.0**e for e in range(-8, 3))  # 1/256 .. 4
 

@@ -29,11 +29,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from training.checkpointing import load_train_state, save_train_state
 from training.data import BatchSampler, ShapeCache, evenly_spaced
-from vatcodec.checkpoint import read_checkpoint, save_checkpoint, split_state
-from vatcodec.config import get_config
-from vatcodec.metrics import cs_iou, occupancy_metrics
-from vatcodec.sampling import semi_continuous_occupancy
-from vatcodec.tokenizer import VAT
+from vatcodec.geometry.metrics import cs_iou, occupancy_metrics
+from vatcodec.geometry.sampling import semi_continuous_occupancy
+from vatcodec.model.checkpoint import read_checkpoint, save_checkpoint, split_state
+from vatcodec.model.config import get_config
+from vatcodec.model.tokenizer import VAT
 
 
 @dataclass

@@ -9,7 +9,7 @@ import numpy as np
 import trimesh
 
 from vatcodec.errors import MeshError
-from vatcodec.metrics import SurfaceIndex, surface_metrics
+from vatcodec.geometry.metrics import SurfaceIndex, surface_metrics
 
 
 @dataclass

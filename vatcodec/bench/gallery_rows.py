@@ -14,13 +14,12 @@ def _three_rates(prefixes: list[int]) -> list[int]:
 def write_gallery(paths: list[Path], root: Path, out_path: Path, opts, records: list[dict]) -> None:
     """Renders `paths` (at most a few meshes) with the first model of `opts` into one PNG at `out_path`."""
     from vatcodec.baselines import DracoBaseline
-    from vatcodec.bench.run import _model
-    from vatcodec.codec import decode, encode
-    from vatcodec.gallery import make_gallery
-    from vatcodec.mesh_io import load_mesh
+    from vatcodec.codec import decode, encode, get_model
+    from vatcodec.geometry.mesh_io import load_mesh
+    from vatcodec.views.gallery import make_gallery
 
     model = (opts.models or [None])[0]
-    net = _model(model)
+    net = get_model(model)
     S = len(net.cfg.schedule)
     prefixes = sorted(n for n in (opts.prefixes or range(1, S + 1)) if 1 <= n <= S)
     rows = []

@@ -1,7 +1,7 @@
 """Per-mesh measurements of the benchmark: our codec at every scale prefix, tokenizer occupancy, baselines.
 
 Every function returns plain-JSON rows. Surface metrics use the dense point-to-surface protocol of
-`vatcodec.metrics` (F-score at tau = 0.01, Chamfer, normal consistency) in the REFERENCE mesh's unit-cube
+`vatcodec.geometry.metrics` (F-score at tau = 0.01, Chamfer, normal consistency) in the REFERENCE mesh's unit-cube
 frame, so our decodes and the baselines' are scored identically.
 """
 
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from vatcodec.metrics import decoded_surface_metrics
+from vatcodec.geometry.metrics import decoded_surface_metrics
 
 # Query points per mesh for the tokenizer's occupancy metrics (half uniform, half near the surface).
 OCC_UNIFORM, OCC_NEAR = 20_000, 20_000
@@ -47,7 +47,7 @@ def measure_vat(path: str, name: str, net, codec: str, prefixes: list[int], reso
     import torch
 
     from vatcodec.codec import decode, encode, recode
-    from vatcodec.mesh_io import load_mesh, normalize_mesh
+    from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
 
     ref = load_mesh(path)
     ref_unit, norm = normalize_mesh(ref)
@@ -90,15 +90,15 @@ def measure_vat(path: str, name: str, net, codec: str, prefixes: list[int], reso
 def measure_occupancy(path: str, name: str, net, codec: str, prefixes: list[int], seed: int = 0) -> dict:
     """The paper's tokenizer metrics for one mesh: Accuracy, IoU, Near-Surface Accuracy per prefix, CS-IoU.
 
-    Labels come from the training oracle (`vatcodec.occupancy`) on uniform and near-surface queries.
+    Labels come from the training oracle (`vatcodec.geometry.occupancy`) on uniform and near-surface queries.
     """
     import torch
 
-    from vatcodec.bitstream import unpack
     from vatcodec.codec import encode
-    from vatcodec.mesh_io import load_mesh, normalize_mesh
-    from vatcodec.metrics import cs_iou, occupancy_metrics
-    from vatcodec.sampling import make_sample
+    from vatcodec.codec.bitstream import unpack
+    from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
+    from vatcodec.geometry.metrics import cs_iou, occupancy_metrics
+    from vatcodec.geometry.sampling import make_sample
 
     ref_unit, _ = normalize_mesh(load_mesh(path))
     sample = make_sample(ref_unit, 16, OCC_UNIFORM, OCC_NEAR, seed)
@@ -127,7 +127,7 @@ def measure_occupancy(path: str, name: str, net, codec: str, prefixes: list[int]
 def measure_baseline(path: str, name: str, codec: str, budgets: list[int]) -> list[dict]:
     """Rows of one classical baseline ("draco" or "voxel") for one mesh, one per byte budget."""
     from vatcodec.baselines import BASELINES
-    from vatcodec.mesh_io import load_mesh, normalize_mesh
+    from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
 
     ref = load_mesh(path)
     ref_unit, norm = normalize_mesh(ref)

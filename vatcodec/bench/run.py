@@ -65,7 +65,7 @@ def quick_meshes(folder: Path) -> list[Path]:
 
 def find_mesh_files(folder: Path, limit: int = 0) -> list[Path]:
     """Mesh files under `folder`, sorted by relative path."""
-    from vatcodec.mesh_io import SUPPORTED_SUFFIXES
+    from vatcodec.geometry.mesh_io import SUPPORTED_SUFFIXES
 
     if not folder.is_dir():
         raise VatError(f"{folder} is not a folder")
@@ -77,8 +77,6 @@ def find_mesh_files(folder: Path, limit: int = 0) -> list[Path]:
 
 # --- worker side -----------------------------------------------------------------------------------------
 
-_MODELS: dict = {}
-
 
 def _init_worker(threads: int) -> None:
     import torch
@@ -86,23 +84,16 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _model(path: str | None):
-    from vatcodec.codec import get_model
-
-    if path not in _MODELS:
-        _MODELS[path] = get_model(path)
-    return _MODELS[path]
-
-
 def _run_job(job: dict) -> dict:
     """One (mesh, codec) job in a worker; failures come back as an error string, never as an exception."""
     from vatcodec.bench import measure
+    from vatcodec.codec import get_model
 
     t = time.perf_counter()
     out = {"mesh": job["mesh"], "codec": job["codec"], "rows": [], "occupancy": None, "error": None}
     try:
         if job["kind"] == "vat":
-            net = _model(job["model"])
+            net = get_model(job["model"])
             out["rows"] = measure.measure_vat(
                 job["path"], job["mesh"], net, job["codec"], job["prefixes"], job["resolution"]
             )
@@ -187,8 +178,10 @@ def run_bench(opts: BenchOptions, progress: bool = True) -> dict:
         root = Path(opts.folder)
         paths = find_mesh_files(root, opts.limit)
     out.mkdir(parents=True, exist_ok=True)
+    from vatcodec.codec import get_model
+
     schedules = (
-        {m: len(_model(m).cfg.schedule) for m in (opts.models or [None])} if "vat" in opts.codecs else {}
+        {m: len(get_model(m).cfg.schedule) for m in (opts.models or [None])} if "vat" in opts.codecs else {}
     )
     cache = out / "rows.jsonl"
     done = {(r["mesh"], r["codec"]) for r in _read_cache(cache)}

@@ -12,12 +12,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .bitstream import MODEL_ID_BYTES
-from .config import VATConfig
-from .entropy import check_tables, tables_id
-from .errors import BitstreamError, VatError
-from .fileio import atomic_output
-from .tokenizer import VAT
+from vatcodec.codec.byteio import MODEL_ID_BYTES
+from vatcodec.codec.entropy import check_tables, tables_id
+from vatcodec.errors import BitstreamError, VatError
+from vatcodec.fileio import atomic_output
+from vatcodec.model.config import VATConfig
+from vatcodec.model.tokenizer import VAT
 
 CKPT_FORMAT = "vatcodec-tokenizer-1"
 TABLES_KEY = "entropy.freq_SK"  # int32 (scales, codebook size): the range coder's frequency tables

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from vatcodec.occupancy import GRID_HALF_EXTENT, OccupancyOracle
+from vatcodec.geometry.occupancy import GRID_HALF_EXTENT, OccupancyOracle
 
 UNIFORM_HALF_EXTENT = GRID_HALF_EXTENT  # uniform queries cover the unit cube plus padding
 LABEL_BAND = 1.0 / 128  # s of the semi-continuous label, paper §6.3.1

@@ -12,7 +12,7 @@ import hashlib
 import constriction
 import numpy as np
 
-from vatcodec.bitstream import MODEL_ID_BYTES, _encode_varint, _Reader
+from vatcodec.codec.byteio import MODEL_ID_BYTES, Reader, encode_varint
 from vatcodec.errors import BitstreamError
 
 PRECISION = 24  # bits of the probabilities of constriction's categorical model (32-bit words, 64-bit state)
@@ -168,7 +168,7 @@ def pack_payload(arrays: list[np.ndarray], freq_SK: np.ndarray) -> bytes:
         if len(seg) > MAX_SEGMENT:
             raise BitstreamError(f"scale {s} range-codes to {len(seg)} bytes, more than {MAX_SEGMENT}")
         if s < len(segments) - 1:  # the last runs to the end of the payload: its length is implied
-            out += _encode_varint(len(seg))
+            out += encode_varint(len(seg))
         out += seg
     return bytes(out)
 
@@ -179,7 +179,7 @@ def split_payload(payload: bytes, present: int) -> list[bytes]:
     Raises:
         BitstreamError: a length varint is malformed or runs past the payload.
     """
-    r = _Reader(payload, len(payload))
+    r = Reader(payload, len(payload))
     segments = []
     for s in range(present - 1):
         n = r.varint(f"coded length of scale {s}", 0, MAX_SEGMENT)

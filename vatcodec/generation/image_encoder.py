@@ -10,13 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from vatcodec.errors import VatError
-from vatcodec.gen_config import GenConfig
+from vatcodec.generation.config import GenConfig
 
 
 class CNNImageEncoder(nn.Module):
     """A small CNN trained from scratch with the generator: stride-2 conv stages, mean pool, linear.
 
-    Input: images (B, 3, H, W) in [-1, 1] (`vatcodec.image_input.to_tensor`). Output: (B, D).
+    Input: images (B, 3, H, W) in [-1, 1] (`vatcodec.generation.image_input.to_tensor`). Output: (B, D).
     """
 
     def __init__(self, cfg: GenConfig):

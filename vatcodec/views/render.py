@@ -3,13 +3,14 @@
 Each pixel casts one ray (or ``supersample**2`` rays) through trimesh's ray interface: Intel Embree through
 ``embreex`` when it is installed (``pip install "vatcodec[render]"``), else trimesh's rtree-based ``ray_triangle``
 intersector, which gives the same image (up to a few edge pixels) far more slowly. The mesh is framed in the unit
-cube (bounding box centred, longest side 1, as ``vatcodec.mesh_io.normalize_mesh``) and seen by a y-up camera that
+cube (bounding box centred, longest side 1, as ``vatcodec.geometry.mesh_io.normalize_mesh``) and seen by a y-up
+camera that
 looks at the origin from a distance where the unit cube fits every view, so all views and all shapes share one
 scale; shading is two-sided Lambert with a headlight plus a little ambient, on a plain background.
 Rendering is deterministic: no randomness except the seeded view choice of ``render_views``.
 
 Time for one 256 px view of ``examples/chair.obj`` (2430 faces), on the 2-core dev machine while a training job
-held both cores, ``nice -n 19 python -m vatcodec.render examples/chair.obj --backend B`` (build + cast):
+held both cores, ``nice -n 19 python -m vatcodec.views.render examples/chair.obj --backend B`` (build + cast):
     B = embree (embreex 4.4.0.post1):      0.023 s
     B = triangle (trimesh 5.2 + rtree):    8.0 s
 """
@@ -22,7 +23,7 @@ import time
 import numpy as np
 import trimesh
 
-from vatcodec.mesh_io import Normalization
+from vatcodec.geometry.mesh_io import Normalization
 
 BACKENDS = ("auto", "embree", "triangle")
 DEFAULT_COLOR = (170, 184, 208)  # light steel blue: shading stays readable on a white background
@@ -231,11 +232,11 @@ def render_views(
     return [scene.draw(size, az, el, **opts) for az, el in angles]
 
 
-# Timing helper: python -m vatcodec.render MESH [--backend B] [--size N] [--out PNG]
+# Timing helper: python -m vatcodec.views.render MESH [--backend B] [--size N] [--out PNG]
 if __name__ == "__main__":
     import argparse
 
-    from vatcodec.mesh_io import load_mesh
+    from vatcodec.geometry.mesh_io import load_mesh
 
     parser = argparse.ArgumentParser(description="Render one view of a mesh and print the time it took.")
     parser.add_argument("mesh")

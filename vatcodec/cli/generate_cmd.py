@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from vatcodec.cli import ModelOption, command, console
-from vatcodec.gen_config import DEFAULT_CFG, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P
+from vatcodec.cli.app import ModelOption, command, console
+from vatcodec.generation.config import DEFAULT_CFG, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P
 
 
 @command("generate")
@@ -86,7 +86,7 @@ def generate_cmd(
     model: ModelOption = None,
 ) -> None:
     """Sample new shapes for an image as .vat files (decodable by `vatcodec decode`)."""
-    from vatcodec.generate import generate_to_files
+    from vatcodec.generation.generate import generate_to_files
 
     rows = generate_to_files(
         image, output, mesh=mesh, resolution=resolution, tokenizer=model, model=generator, num_samples=num_samples,

@@ -9,7 +9,7 @@ import trimesh
 from PIL import Image, ImageDraw, ImageFont
 
 from vatcodec.fileio import atomic_output
-from vatcodec.render import render, unit_frame
+from vatcodec.views.render import render, unit_frame
 
 TITLE_WIDTH = 160  # left band holding each row's mesh name
 CAPTION_HEIGHT = 22  # band under each tile holding its caption
@@ -106,7 +106,7 @@ def make_gallery(
         size: Tile side in pixels.
         shared_frame: Frame every tile of a row with the unit-cube transform of the row's first drawable mesh
             (the original), so offsets and scale errors of a decoded shape stay visible.
-        **render_kwargs: Passed to ``vatcodec.render.render`` (azimuth_deg, supersample, backend, ...).
+        **render_kwargs: Passed to ``vatcodec.views.render.render`` (azimuth_deg, supersample, backend, ...).
 
     Returns:
         The image's (width, height) in pixels.

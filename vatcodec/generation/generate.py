@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from vatcodec.errors import VatError
-from vatcodec.gen_config import DEFAULT_CFG, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P  # noqa: F401
+from vatcodec.generation.config import DEFAULT_CFG, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P  # noqa: F401
 
 DEFAULT_GENERATOR_NAME = "gen-s.safetensors"
 
@@ -33,7 +33,7 @@ def resolve_device(device: str) -> torch.device:
 
 @functools.lru_cache(maxsize=2)
 def _load_cached(path: str, mtime_ns: int, dino: str | None, device: str):
-    from vatcodec.gen_checkpoint import load_generator
+    from vatcodec.generation.checkpoint import load_generator
 
     return load_generator(path, dino_path=dino, device=device)
 
@@ -49,8 +49,8 @@ def get_generator(path=None, dino_path=None, device: str | torch.device = "cpu")
 
 
 def condition_images(images: Sequence, size: int) -> torch.Tensor:
-    """Paths or uint8 arrays -> prepared (B, 3, size, size) tensors (see `vatcodec.image_input`)."""
-    from vatcodec.image_input import load_image, prepare_image, to_tensor
+    """Paths or uint8 arrays -> prepared (B, 3, size, size) tensors (see `vatcodec.generation.image_input`)."""
+    from vatcodec.generation.image_input import load_image, prepare_image, to_tensor
 
     prepared = []
     for img in images:
@@ -91,7 +91,7 @@ def generate(
         len(images) * num_samples files, image-major (all samples of image 0 first).
     """
     from vatcodec import codec
-    from vatcodec.bitstream import VatFile, index_bits_for
+    from vatcodec.codec.bitstream import VatFile, index_bits_for
 
     if not images:
         raise VatError("no condition image given")
@@ -102,8 +102,8 @@ def generate(
     dev = resolve_device(device)
     gen = model if hasattr(model, "sample") else get_generator(model, dino_path, dev)
     gen = gen.to(dev).eval()
-    net = codec._resolve_model(tokenizer)
-    tok_id = bytes(codec._model_id(net)).hex()
+    net = codec.resolve_model(tokenizer)
+    tok_id = bytes(codec.model_id_of(net)).hex()
     if gen.cfg.tokenizer_id and gen.cfg.tokenizer_id != tok_id:
         raise VatError(
             f"the generator predicts tokens of tokenizer {gen.cfg.tokenizer_id}, but the tokenizer given is {tok_id}"
@@ -118,13 +118,13 @@ def generate(
     files = []
     for b in range(images_B3HW.shape[0]):
         vat = VatFile(
-            model_id=codec._model_id(net),
+            model_id=codec.model_id_of(net),
             codebook_size=cfg.codebook_size,
             index_bits=index_bits_for(cfg.codebook_size),
             schedule=tuple(cfg.schedule),
             indices=[idx[b].cpu().numpy().astype(np.int64) for idx in out["indices"]],
         )
-        files.append(codec._pack_smallest(vat, "auto", net))
+        files.append(codec.pack_smallest(vat, "auto", net))
     return files
 
 
@@ -152,7 +152,7 @@ def generate_to_files(
     from vatcodec import codec
     from vatcodec.errors import EmptyShapeError
     from vatcodec.fileio import atomic_write_bytes
-    from vatcodec.mesh_io import SAVE_SUFFIXES, save_mesh
+    from vatcodec.geometry.mesh_io import SAVE_SUFFIXES, save_mesh
 
     if not codec.MIN_RESOLUTION <= resolution <= codec.MAX_RESOLUTION:
         raise VatError(

@@ -2,7 +2,7 @@
 
 This module is the normative reference reader/writer. It deliberately depends only on the standard
 library, numpy and zstandard (no torch), so tools can inspect files without the neural codec. The
-range coder's payload (coder 2) lives in `vatcodec.entropy`, imported only for such files.
+range coder's payload (coder 2) lives in `vatcodec.codec.entropy`, imported only for such files.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import zstandard
 
+from vatcodec.codec.byteio import MAX_VARINT_BYTES, MODEL_ID_BYTES, Reader, encode_varint  # noqa: F401 (re-exported)
 from vatcodec.errors import BitstreamError
 
 FORMAT_MAJOR = 1
@@ -26,11 +27,9 @@ CODER_NAMES = {v: k for k, v in CODERS.items()}
 CODER_MINOR = {"raw": 0, "zstd": 0, "range": 1}  # the format minor version that registered each coder
 EXT_FSCORE = 1  # extension tag: measured F-score, float32 little-endian
 
-MODEL_ID_BYTES = 8
 MAX_INDEX_BITS = 16
 MAX_SCALES = 255
 MAX_TOKENS = 1 << 20  # per file, over the full schedule; bounds every allocation a reader makes
-MAX_VARINT_BYTES = 3  # 21 bits: enough for every bounded field, and stops 2**60 claims at once
 MAX_EXT_BYTES = 1 << 16
 _FIXED = struct.Struct("<3sBBB8sBB4f")  # magic .. scale: 32 bytes at fixed offsets
 _CRC_BYTES = 4
@@ -96,18 +95,6 @@ def index_bits_for(codebook_size: int) -> int:
 # Primitive encodings
 
 
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _pack_bits(values: np.ndarray, bits: int) -> bytes:
     """Concatenate `bits`-wide codes MSB-first into bytes, zero-padding the last byte."""
     shifts = np.arange(bits - 1, -1, -1, dtype=np.uint16)
@@ -130,35 +117,6 @@ def _unpack_bits(payload: bytes, count: int, bits: int) -> np.ndarray:
     window = (buf[first].astype(np.int32) << 16) | (buf[first + 1].astype(np.int32) << 8) | buf[first + 2]
     values = (window >> (24 - bits - (start & 7))) & ((1 << bits) - 1)
     return values.astype(np.int64)
-
-
-class _Reader:
-    """Bounds-checked cursor: every read names the field, so truncation errors are specific."""
-
-    def __init__(self, data: bytes, end: int):
-        self.data, self.pos, self.end = data, 0, end
-
-    def take(self, n: int, what: str) -> bytes:
-        if n > self.end - self.pos:
-            raise BitstreamError(
-                f"{what} needs {n} bytes at offset {self.pos}, only {self.end - self.pos} left"
-            )
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def varint(self, what: str, lo: int, hi: int) -> int:
-        start, value = self.pos, 0
-        for i in range(MAX_VARINT_BYTES):
-            byte = self.take(1, what)[0]
-            value |= (byte & 0x7F) << (7 * i)
-            if not byte & 0x80:
-                if byte == 0 and i > 0:
-                    raise BitstreamError(f"{what} at offset {start}: non-minimal varint")
-                if not lo <= value <= hi:
-                    raise BitstreamError(f"{what} is {value}, must be in {lo}..{hi}")
-                return value
-        raise BitstreamError(f"{what} at offset {start}: varint longer than {MAX_VARINT_BYTES} bytes")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,16 +229,16 @@ def pack(vat: VatFile, tables=None) -> bytes:
         _FIXED.pack(MAGIC, major, minor, flags, bytes(model_id), CODERS[vat.coder], bits,
                     *center, scale)
     )  # fmt: skip
-    out += _encode_varint(0 if codebook == 1 << bits else codebook)
-    out += _encode_varint(len(schedule))
+    out += encode_varint(0 if codebook == 1 << bits else codebook)
+    out += encode_varint(len(schedule))
     for n in schedule:
-        out += _encode_varint(n)
-    out += _encode_varint(len(arrays))
-    out += _encode_varint(len(extensions))
+        out += encode_varint(n)
+    out += encode_varint(len(arrays))
+    out += encode_varint(len(extensions))
     for tag, value in extensions:
-        out += bytes([tag]) + _encode_varint(len(value)) + value
+        out += bytes([tag]) + encode_varint(len(value)) + value
     if vat.coder == "range":
-        from vatcodec import entropy
+        from vatcodec.codec import entropy
 
         if tables is None:
             raise BitstreamError("the range coder needs the model's entropy tables")
@@ -349,7 +307,7 @@ def _parse_header(data: bytes) -> tuple[dict, int, bytes]:
         raise BitstreamError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
     _check_envelope(data)
-    r = _Reader(data, len(data) - _CRC_BYTES)
+    r = Reader(data, len(data) - _CRC_BYTES)
     _, major, minor, flags, model_id, coder, bits, cx, cy, cz, scale = _FIXED.unpack(
         r.take(_FIXED.size, "fixed header")
     )
@@ -397,7 +355,7 @@ def _parse_header(data: bytes) -> tuple[dict, int, bytes]:
 def _decode_indices(fields: dict, present: int, payload: bytes, tables) -> list[np.ndarray]:
     schedule, codebook = fields["schedule"], fields["codebook_size"]
     if fields["coder"] == "range":
-        from vatcodec import entropy
+        from vatcodec.codec import entropy
 
         segments = entropy.split_payload(payload, present)  # framing first: a bad file fails without tables
         if tables is None:
@@ -438,7 +396,7 @@ def header_info(data: bytes) -> dict:
     fields, present, payload = _parse_header(data)
     vat = VatFile(indices=[], **fields)
     if vat.coder == "range":
-        from vatcodec import entropy
+        from vatcodec.codec import entropy
 
         scale_bytes = [len(seg) for seg in entropy.split_payload(payload, present)]
     else:

@@ -80,7 +80,7 @@ def occupancy_samples(
 
     The same mesh and seed always give the same samples (tests recompute the refinement's loss with them).
     """
-    from vatcodec.sampling import make_sample
+    from vatcodec.geometry.sampling import make_sample
 
     # A seed of its own, so that these queries are independent of the encoder's surface sample (same seed).
     own_seed = int(np.random.SeedSequence([seed, 0xE7]).generate_state(1)[0])
@@ -308,8 +308,8 @@ def fscore_proxy(net, idx_L: list, mesh_unit, resolution: int = 128) -> float:
     """
     import trimesh
 
-    from vatcodec.extract import extract_mesh
-    from vatcodec.metrics import surface_metrics
+    from vatcodec.codec.extract import extract_mesh
+    from vatcodec.geometry.metrics import surface_metrics
 
     with torch.no_grad():
         field = net.decode([torch.as_tensor(np.asarray(a, dtype=np.int64))[None] for a in idx_L])

@@ -1,103 +1,16 @@
-"""The `vatcodec` command line: a thin shell over the library, one function per command.
-
-Conventions every command follows (add new commands with `@command()`, not `@app.command()`):
-- A `VatError` prints exactly one line `error: <message>` on stderr and exits with status 2; Ctrl-C
-  exits with status 130. Other exceptions are bugs and keep their traceback.
-- File arguments are plain `str`; `-` means stdin/stdout. Read with `fileio.read_input_bytes` and
-  write with `fileio.atomic_write_bytes` / `fileio.atomic_output`, so errors are one line and
-  failed runs leave no partial files.
-- Heavy modules (torch, trimesh, the model) are imported inside command bodies, never at module
-  level, so `vatcodec info` and `--help` stay fast.
-- Machine-readable output (`--json`) goes to stdout via `print`; human output via `console`.
-"""
+"""`vatcodec info`, `encode` and `decode`: thin commands over `vatcodec.codec`."""
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
-from collections.abc import Callable
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vatcodec import __version__
-from vatcodec.errors import VatError
-
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
-
-app = typer.Typer(
-    name="vatcodec",
-    help="Compress 3D shapes into a few hundred bytes of VAT tokens (.vat files).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-console = Console()
-
-
-def fail(message: str) -> NoReturn:
-    """Print `error: <message>` as one line on stderr and exit with status 2."""
-    line = " ".join(str(message).split()) or "unknown error"
-    typer.echo(f"error: {line}", err=True)
-    raise typer.Exit(EXIT_USER_ERROR)
-
-
-def handle_errors(fn: Callable) -> Callable:
-    """Apply the CLI error convention (see module docstring) to a command function."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except VatError as exc:
-            fail(str(exc))
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except BrokenPipeError:
-            # The reader (e.g. `| head`) went away: stop quietly, and keep Python's final
-            # flush of stdout from raising again at exit.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def command(*args, **kwargs) -> Callable[[Callable], Callable]:
-    """Register a command on `app` with the shared error handling."""
-
-    def register(fn: Callable) -> Callable:
-        return app.command(*args, **kwargs)(handle_errors(fn))
-
-    return register
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        from vatcodec.bitstream import FORMAT_MAJOR, FORMAT_MINOR
-
-        typer.echo(f"vatcodec {__version__} (.vat format {FORMAT_MAJOR}.{FORMAT_MINOR})")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", "-V", callback=_print_version, is_eager=True, help="Show version and exit."
-        ),
-    ] = False,
-) -> None:
-    """Compress 3D shapes into a few hundred bytes of VAT tokens (.vat files)."""
-
+from vatcodec.cli.app import EXIT_USER_ERROR, LazyBar, ModelOption, command, console, fail
 
 # --- info -------------------------------------------------------------------------------------
 
@@ -136,7 +49,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print the fields as JSON.")] = False,
 ) -> None:
     """Validate a .vat file and show its header: sizes, model id, schedule, transform."""
-    from vatcodec.bitstream import header_info
+    from vatcodec.codec.bitstream import header_info
     from vatcodec.fileio import read_input_bytes
 
     fields = header_info(read_input_bytes(file))
@@ -154,50 +67,14 @@ def info(
 # --- encode / decode ----------------------------------------------------------------------------
 
 
-ModelOption = Annotated[
-    str | None,
-    typer.Option("--model", metavar="PATH", help="Checkpoint to use instead of the shipped default model."),
-]
-
-
-class _LazyBar:
-    """A progress bar on stderr that appears only once the work has taken more than a second."""
-
-    DELAY_S = 1.0
-
-    def __init__(self):
-        import time
-
-        self._clock = time.monotonic
-        self._start = self._clock()
-        self._bar = self._task = None
-        self._console = Console(stderr=True)
-
-    def __call__(self, fraction: float, what: str) -> None:
-        if self._bar is None:
-            if not self._console.is_terminal or self._clock() - self._start < self.DELAY_S:
-                return
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-            self._bar = Progress(*columns, console=self._console, transient=True)
-            self._bar.start()
-            self._task = self._bar.add_task(what, total=1.0)
-        self._bar.update(self._task, completed=fraction, description=what)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
 def _encode_one_file(mesh: str, output: str, options: dict) -> None:
     import warnings
 
-    from vatcodec.bitstream import header_info
     from vatcodec.codec import QualityWarning, encode
+    from vatcodec.codec.bitstream import header_info
     from vatcodec.fileio import atomic_write_bytes
 
-    bar = _LazyBar()
+    bar = LazyBar()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", QualityWarning)
@@ -374,7 +251,7 @@ def decode_cmd(
 
     from vatcodec.codec import decode
     from vatcodec.fileio import read_input_bytes
-    from vatcodec.mesh_io import SAVE_SUFFIXES, save_mesh
+    from vatcodec.geometry.mesh_io import SAVE_SUFFIXES, save_mesh
 
     # Check the destination first: decoding takes seconds, and its result must not be thrown away.
     target = Path(output)
@@ -386,90 +263,3 @@ def decode_cmd(
     mesh = decode(read_input_bytes(file), model=model, scales=scales, resolution=resolution, faces=faces)
     save_mesh(mesh, target)
     console.print(Text(f"{output}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces"), soft_wrap=True)
-
-
-def _int_list(text: str | None, flag: str) -> tuple[int, ...]:
-    if not text:
-        return ()
-    try:
-        values = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        fail(f"{flag} takes comma-separated integers, got {text!r}")
-    if any(v < 1 for v in values):
-        fail(f"{flag} values must be positive, got {text!r}")
-    return values
-
-
-@command("bench")
-def bench_cmd(
-    folder: Annotated[
-        str | None, typer.Argument(metavar="FOLDER", help="Meshes to measure (recursively).")
-    ] = None,
-    output: Annotated[
-        str, typer.Option("--output", "-o", metavar="OUT", help="Output folder (also the cache).")
-    ] = ("bench"),
-    quick: Annotated[
-        bool, typer.Option("--quick", help="Smoke run: 3 small built-in meshes, few rates.")
-    ] = False,
-    models: Annotated[
-        list[str] | None,
-        typer.Option("--model", metavar="PATH", help="Checkpoint(s) of our codec (repeatable)."),
-    ] = None,
-    codecs: Annotated[str, typer.Option("--codecs", metavar="LIST", help="Any of vat,draco,voxel.")] = (
-        "vat,draco,voxel"
-    ),
-    budgets: Annotated[
-        str | None, typer.Option("--budgets", metavar="B,..", help="Baseline byte budgets [256..8192].")
-    ] = None,
-    prefixes: Annotated[
-        str | None, typer.Option("--prefixes", metavar="N,..", help="Our scale prefixes [all].")
-    ] = None,
-    resolution: Annotated[
-        int, typer.Option("--resolution", "-r", metavar="R", help="Our decode resolution.")
-    ] = 256,
-    occupancy: Annotated[
-        bool, typer.Option("--occupancy/--no-occupancy", help="Also measure tokenizer Acc/IoU/NSA/CS-IoU.")
-    ] = True,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="J", help="Worker processes.")] = 1,
-    limit: Annotated[int, typer.Option("--limit", metavar="N", help="Only the first N meshes.")] = 0,
-    gallery: Annotated[
-        int, typer.Option("--gallery", metavar="N", help="Meshes in gallery.png (0: none).")
-    ] = 3,
-    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw rd_*.png/svg.")] = True,
-) -> None:
-    """Rate-distortion of our codec against simplify+Draco and voxels+zstd; resumes from OUT/rows.jsonl."""
-    from vatcodec.bench import BenchOptions, run_bench
-    from vatcodec.bench.report import print_table
-    from vatcodec.bench.run import BUDGETS, QUICK_BUDGETS
-
-    if quick and folder:
-        fail("--quick uses built-in meshes: drop FOLDER or --quick")
-    opts = BenchOptions(
-        folder=folder,
-        out=output,
-        models=list(models or []),
-        codecs=tuple(c.strip() for c in codecs.split(",") if c.strip()),
-        budgets=_int_list(budgets, "--budgets") or (QUICK_BUDGETS if quick else BUDGETS),
-        prefixes=_int_list(prefixes, "--prefixes"),
-        resolution=resolution,
-        occupancy=occupancy,
-        jobs=jobs,
-        limit=limit,
-        gallery=gallery,
-        plots=plots,
-        quick=quick,
-    )
-    if quick and not prefixes:
-        opts.prefixes = (2, 4, 6, 8, 10)
-    if quick and resolution == 256:
-        opts.resolution = 128
-    if quick:
-        opts.gallery = min(gallery, 1)
-    print_table(run_bench(opts, progress=console.is_terminal), console)
-    console.print(
-        Text(f"wrote {output}/results.json, per_mesh.csv, summary.csv, plots and gallery"), soft_wrap=True
-    )
-
-
-# Commands that live in their own modules register themselves on import (they use `command` above).
-from vatcodec import cli_generate  # noqa: E402, F401

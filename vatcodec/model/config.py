@@ -39,9 +39,13 @@ class VATConfig:
     plane_up: int = 4  # conv doublings after the tokens; the finest plane is plane_res * 2**plane_up
     plane_channels: int = 16  # channels of each mip level that the query MLP samples
     mlp_hidden: int = 64  # hidden width of the occupancy MLP
-    plane_block: str = "conv"  # plane up-sampler per doubling: "conv" (one 3x3 conv) or "res" (+ a residual block)
+    plane_block: str = (
+        "conv"  # plane up-sampler per doubling: "conv" (one 3x3 conv) or "res" (+ a residual block)
+    )
     plane_min_channels: int = 16  # channel floor of every plane level (the finest levels sit at this floor)
-    point_queries: str = "learned"  # encoder queries: "learned" parameters or "fps" (farthest points, 3DShape2VecSet)
+    point_queries: str = (
+        "learned"  # encoder queries: "learned" parameters or "fps" (farthest points, 3DShape2VecSet)
+    )
     out_bias: float = 0.0  # initial bias of the occupancy logit (the empty prior: about -1 for our query mix)
     iso_logit: float = 0.0  # logit of the decoded surface; the field reports logit - iso_logit (> 0 inside)
     # labels (paper section 6.3.1, with a dilation of our own)

@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from vatcodec.checkpoint import read_safetensors
-from vatcodec.config import VATConfig
 from vatcodec.fileio import atomic_output
-from vatcodec.gen_config import GenConfig
-from vatcodec.generator import NextScaleGenerator
-from vatcodec.quantizer import MultiScaleVQ
+from vatcodec.generation.config import GenConfig
+from vatcodec.generation.model import NextScaleGenerator
+from vatcodec.model.checkpoint import read_safetensors
+from vatcodec.model.config import VATConfig
+from vatcodec.model.quantizer import MultiScaleVQ
 
 GEN_FORMAT = "vatcodec-generator-1"
 

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vatcodec.gen_config import GenConfig
-from vatcodec.image_encoder import build_image_encoder
-from vatcodec.quantizer import MultiScaleVQ
+from vatcodec.generation.config import GenConfig
+from vatcodec.generation.image_encoder import build_image_encoder
+from vatcodec.model.quantizer import MultiScaleVQ
 
 
 class CachedSelfAttention(nn.Module):

@@ -72,7 +72,9 @@ class TriplaneDecoder(nn.Module):
         # mip levels (paper: r, r/2, r/4 of the finest). The finest plane must resolve thin parts: at 32 px
         # (1/32 of the cube) chair legs and sheets blur away (vat-s: val IoU 0.07 after 500 steps).
         floor = max(Ct, cfg.plane_min_channels)
-        chans = [max(floor, D // 2**i) for i in range(cfg.plane_up + 1)]  # channels per resolution, coarse first
+        chans = [
+            max(floor, D // 2**i) for i in range(cfg.plane_up + 1)
+        ]  # channels per resolution, coarse first
         self.stem = nn.Conv2d(D, chans[0], 1)
         up_block = ResUpBlock if cfg.plane_block == "res" else UpBlock
         self.ups = nn.ModuleList(up_block(chans[i], chans[i + 1]) for i in range(cfg.plane_up))

@@ -1,0 +1,93 @@
+"""The codec: the .vat container, its entropy coder, shape extraction, encoder effort, and the encode/decode API.
+
+The API names below load on first use, so that the container (`vatcodec.codec.bitstream`) imports without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_API = {
+    "EncodeResult": "batch",
+    "batch_outputs": "batch",
+    "encode_many": "batch",
+    "MAX_RESOLUTION": "decoding",
+    "MIN_RESOLUTION": "decoding",
+    "QUALITY_RESOLUTION": "decoding",
+    "decode": "decoding",
+    "measure_fscore": "decoding",
+    "CODER_CHOICES": "encoding",
+    "EFFORT_LEVELS": "encoding",
+    "TIGHT_BUDGET": "encoding",
+    "QualityWarning": "encoding",
+    "encode": "encoding",
+    "recode": "encoding",
+    "DEFAULT_MODEL_NAME": "models",
+    "default_model_path": "models",
+    "get_model": "models",
+    "clear_model_cache": "models",
+    "model_id_of": "models",
+    "tables_of": "models",
+    "resolve_model": "models",
+    "pack_smallest": "encoding",
+}
+__all__ = [
+    "CODER_CHOICES",
+    "DEFAULT_MODEL_NAME",
+    "EFFORT_LEVELS",
+    "EncodeResult",
+    "MAX_RESOLUTION",
+    "MIN_RESOLUTION",
+    "QUALITY_RESOLUTION",
+    "QualityWarning",
+    "TIGHT_BUDGET",
+    "batch_outputs",
+    "clear_model_cache",
+    "decode",
+    "default_model_path",
+    "encode",
+    "encode_many",
+    "get_model",
+    "measure_fscore",
+    "model_id_of",
+    "pack_smallest",
+    "recode",
+    "resolve_model",
+    "tables_of",
+]
+
+if TYPE_CHECKING:
+    from vatcodec.codec.batch import EncodeResult, batch_outputs, encode_many
+    from vatcodec.codec.decoding import (
+        MAX_RESOLUTION,
+        MIN_RESOLUTION,
+        QUALITY_RESOLUTION,
+        decode,
+        measure_fscore,
+    )
+    from vatcodec.codec.encoding import (
+        CODER_CHOICES,
+        EFFORT_LEVELS,
+        TIGHT_BUDGET,
+        QualityWarning,
+        encode,
+        recode,
+    )
+    from vatcodec.codec.models import (
+        DEFAULT_MODEL_NAME,
+        clear_model_cache,
+        default_model_path,
+        get_model,
+        model_id_of,
+        resolve_model,
+        tables_of,
+    )
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(f"vatcodec.codec.{_API[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vatcodec.codec' has no attribute {name!r}")

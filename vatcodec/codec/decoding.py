@@ -1,0 +1,150 @@
+"""The decode side of the codec API: .vat bytes -> mesh (`decode`), and the F-score of a file's decode."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from vatcodec.codec.bitstream import (
+    header_info,
+    unpack,
+)
+from vatcodec.codec.models import as_mesh, file_model_id, model_id_of, resolve_model, tables_of
+from vatcodec.errors import BitstreamError, EmptyShapeError, VatError
+
+if TYPE_CHECKING:
+    import trimesh
+
+    from vatcodec.model.tokenizer import VAT
+
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024  # 1024 keeps the final grid (and peak memory) near 5 GB
+QUALITY_RESOLUTION = 256  # `quality` measures F on the shape decoded at decode()'s default resolution
+
+
+def _fscore(data: bytes, net: VAT, ref_unit: trimesh.Trimesh, norm, resolution: int) -> float:
+    """F-score of a file's decoded shape against the reference, both in the reference's unit frame."""
+    from vatcodec.geometry.metrics import decoded_surface_metrics
+
+    try:
+        mesh = decode(data, model=net, resolution=resolution)
+    except VatError:  # the only one a file we just wrote can raise: the decoded shape is empty
+        mesh = None
+    return decoded_surface_metrics(mesh, ref_unit, norm)["fscore"]
+
+
+def measure_fscore(data: bytes, mesh_or_path, *, model=None, resolution: int = QUALITY_RESOLUTION) -> float:
+    """F-score (tau 0.01) of a .vat file's decoded shape against a mesh, the way `encode(quality=...)` measures it.
+
+    Both shapes are scored in the mesh's unit-cube frame (`vatcodec.geometry.metrics.surface_metrics`); an empty
+    decoded shape scores 0.
+
+    Raises:
+        BitstreamError, VatError, MeshError: as `decode` and mesh loading do.
+    """
+    from vatcodec.geometry.mesh_io import normalize_mesh
+
+    net = resolve_model(model)
+    ref_unit, norm = normalize_mesh(as_mesh(mesh_or_path))
+    return _fscore(data, net, ref_unit, norm, resolution)
+
+
+# --- decode -----------------------------------------------------------------------------------------------------
+
+
+def _check_file_matches(info: dict, net: VAT) -> None:
+    """`info` is the file's `header_info`: everything checked before its indices are decoded."""
+    theirs = info["model_id"]
+    if info["coder"] == "range" and tables_of(net) is None:
+        raise VatError(
+            f"the file is range-coded with the entropy tables of model {theirs}, but the loaded model"
+            f" {model_id_of(net).hex()} has no entropy tables; pass the matching checkpoint with --model"
+        )
+    ours = file_model_id(net, info["coder"]).hex()
+    if theirs != ours:
+        raise VatError(
+            f"model id mismatch: the file was encoded with model {theirs},"
+            f" the loaded model is {ours}; pass the matching checkpoint with --model"
+        )
+    cfg = net.cfg
+    if info["codebook_size"] != cfg.codebook_size or tuple(info["schedule"]) != tuple(cfg.schedule):
+        raise BitstreamError(
+            f"file declares codebook {info['codebook_size']} and schedule {info['schedule']}, but its model"
+            f" {ours} has codebook {cfg.codebook_size} and schedule {list(cfg.schedule)}"
+        )
+
+
+def _decimate(vertices_N3: np.ndarray, faces_F3: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(faces_F3) <= target:
+        return vertices_N3, faces_F3
+    try:
+        import fast_simplification
+    except ImportError:
+        raise VatError(
+            "--faces needs the fast-simplification package: pip install fast-simplification"
+        ) from None
+    # The simplifier can stop short of its target; asking for fewer sometimes gets there. Where no collapse
+    # is left that it accepts (e.g. flat boxes), the result stays above the target.
+    ask, best = target, None
+    for _ in range(3):
+        v_N3, f_F3 = fast_simplification.simplify(vertices_N3, faces_F3.astype(np.int32), target_count=ask)
+        if best is not None and len(f_F3) >= len(best[1]):
+            break
+        best = (v_N3, f_F3)
+        if len(f_F3) <= target:
+            break
+        ask = max(1, ask * target // len(f_F3) - 1)
+    return np.asarray(best[0], dtype=np.float64), np.asarray(best[1], dtype=np.int64)
+
+
+def decode(
+    data: bytes,
+    *,
+    model=None,
+    scales: int | None = None,
+    resolution: int = 256,
+    faces: int | None = None,
+) -> trimesh.Trimesh:
+    """Reconstruct a mesh from .vat bytes, in the original position and size.
+
+    Args:
+        data: the bytes of a .vat file.
+        model: the VAT that wrote the file, a checkpoint path, or None for the shipped default model.
+        scales: decode only this many leading scales (a coarser shape); at most the scales present.
+        resolution: marching-cubes cells per axis over the shape's bounding cube.
+        faces: decimate the output to this many triangles (quadric edge collapse); the simplifier may stop
+            above it on shapes it cannot reduce further.
+
+    Raises:
+        BitstreamError: the bytes are not a valid .vat file.
+        VatError: the file was written by another model, bad options, or the decoded shape is empty.
+    """
+    import trimesh
+
+    from vatcodec.codec.extract import extract_mesh
+    from vatcodec.geometry.mesh_io import Normalization
+
+    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+        raise VatError(f"resolution must be in {MIN_RESOLUTION}..{MAX_RESOLUTION}, got {resolution}")
+    if scales is not None and scales < 1:
+        raise VatError(f"scales must be >= 1, got {scales}")
+    if faces is not None and faces < 4:
+        raise VatError(f"faces must be >= 4, got {faces}")
+    info = header_info(data)  # a corrupt file fails here, before any model is loaded
+    net = resolve_model(model)
+    _check_file_matches(info, net)
+    vat = unpack(data, tables=tables_of(net))
+    n = min(scales or vat.num_scales, vat.num_scales)
+    indices = [torch.from_numpy(np.asarray(a, dtype=np.int64))[None] for a in vat.indices[:n]]  # (1, L_s)
+    with torch.inference_mode():
+        field = net.decode(indices)
+    vertices_N3, faces_F3 = extract_mesh(field, resolution=resolution)
+    if len(faces_F3) == 0:
+        raise EmptyShapeError(
+            "the decoded shape is empty: its occupancy field has no surface in the unit cube"
+        )
+    vertices_N3 = Normalization(center=tuple(vat.center), scale=vat.scale).from_unit(vertices_N3)
+    if faces is not None:
+        vertices_N3, faces_F3 = _decimate(vertices_N3, faces_F3, faces)
+    return trimesh.Trimesh(vertices=vertices_N3, faces=faces_F3, process=False)

@@ -1,0 +1,301 @@
+"""The encode side of the codec API: mesh -> .vat bytes (`encode`), and re-coding a file (`recode`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import struct
+import time
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from vatcodec.codec.bitstream import (
+    CODER_MINOR,
+    CODERS,
+    EXT_FSCORE,
+    FORMAT_MAJOR,
+    VatFile,
+    header_info,
+    index_bits_for,
+    pack,
+    unpack,
+)
+from vatcodec.codec.decoding import (
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
+    QUALITY_RESOLUTION,
+    _check_file_matches,
+    _fscore,
+)
+from vatcodec.codec.models import as_mesh, file_model_id, model_id_of, resolve_model, tables_of
+from vatcodec.errors import VatError
+
+if TYPE_CHECKING:
+    from vatcodec.model.tokenizer import VAT
+
+CODER_CHOICES = ("auto", *CODERS)
+EFFORT_LEVELS = (0, 1, 2, 3)  # the same as vatcodec.codec.effort's, kept here so option checks import no more
+TIGHT_BUDGET = 0.9  # effort > 0 also refines one scale fewer when the effort-0 file fills 90% of max_bytes
+
+
+class QualityWarning(UserWarning):
+    """`encode(quality=F)` did not reach F: the file returned is the best one it measured."""
+
+
+def pack_smallest(vat: VatFile, coder: str, net: VAT) -> bytes:
+    if coder == "auto":  # every coder the model can use; ties go to the first (raw needs no decompressor)
+        coders = ["raw", "zstd"] + (["range"] if tables_of(net) is not None else [])
+    else:
+        coders = [coder]
+    files = []
+    for c in coders:  # the id of what decoding needs, and the lowest format version that defines the coder
+        version = (FORMAT_MAJOR, max(vat.version[1], CODER_MINOR[c]))
+        fields = dataclasses.replace(vat, coder=c, model_id=file_model_id(net, c), version=version)
+        files.append(pack(fields, tables=tables_of(net)))
+    return min(files, key=len)
+
+
+def _check_options(net: VAT, scales: int | None, max_bytes: int | None, coder: str) -> None:
+    cfg = net.cfg
+    if coder not in CODER_CHOICES:
+        raise VatError(f"unknown coder {coder!r} (choose from {', '.join(CODER_CHOICES)})")
+    if coder == "range" and tables_of(net) is None:
+        raise VatError(
+            f"the range coder needs entropy tables, and model {model_id_of(net).hex()} has none"
+            " (add them with python -m training.token_stats)"
+        )
+    total = len(cfg.schedule)
+    if scales is not None and not 1 <= scales <= total:
+        raise VatError(f"scales must be in 1..{total} for this model, got {scales}")
+    if max_bytes is not None and max_bytes < 1:
+        raise VatError(f"max bytes must be positive, got {max_bytes}")
+
+
+def _check_effort_options(
+    effort: int, time_limit: float | None, quality: float | None, quality_resolution: int
+) -> None:
+    if isinstance(effort, bool) or effort not in EFFORT_LEVELS:
+        raise VatError(f"effort must be one of {', '.join(map(str, EFFORT_LEVELS))}, got {effort!r}")
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and 0 < time_limit < math.inf):
+        raise VatError(f"time limit must be a positive number of seconds, got {time_limit!r}")
+    if quality is not None and not (isinstance(quality, (int, float)) and 0 < quality <= 1):
+        raise VatError(f"quality must be an F-score in (0, 1], got {quality!r}")
+    if not MIN_RESOLUTION <= quality_resolution <= MAX_RESOLUTION:
+        raise VatError(
+            f"quality resolution must be in {MIN_RESOLUTION}..{MAX_RESOLUTION}, got {quality_resolution}"
+        )
+
+
+def encode(
+    mesh_or_path,
+    *,
+    model=None,
+    scales: int | None = None,
+    max_bytes: int | None = None,
+    coder: str = "auto",
+    seed: int = 0,
+    effort: int = 0,
+    time_limit: float | None = None,
+    quality: float | None = None,
+    quality_resolution: int = QUALITY_RESOLUTION,
+    progress=None,
+) -> bytes:
+    """Compress a mesh into .vat bytes; the same input, model and options always give the same bytes.
+
+    Args:
+        mesh_or_path: a mesh file path or a `trimesh.Trimesh`.
+        model: a VAT, a checkpoint path, or None for the shipped default model.
+        scales: keep only this many leading scales (coarse to fine); None keeps all.
+        max_bytes: keep the largest prefix of scales whose whole file fits in this many bytes. With effort > 0
+            the refined file fits too; when the effort-0 file fills more than 90% of the budget, one scale
+            fewer is refined as well and competes with it.
+        coder: payload coder: "raw", "zstd", "range" (needs a model with entropy tables), or "auto" for the
+            smallest of those the model can use.
+        seed: seed of the surface sampling fed to the encoder and of the occupancy samples that effort 1-3
+            refine against (fixed so encoding is deterministic).
+        effort: 0 is one encoder pass; 1, 2, 3 refine the indices of the prefix being written through the
+            frozen decoder against the shape's own occupancy samples, with more work per level (see
+            `vatcodec.codec.effort`), then keep, among effort 0's file and the best file of each refinement stage,
+            the one with the best quick F-score. A higher effort never gives a worse occupancy loss on those
+            samples than 0, nor a worse quick F-score.
+        time_limit: seconds for the whole call; the refinement stops when they run out and keeps the best
+            indices found so far (the bytes then depend on the machine's speed). None: no limit.
+        quality: the smallest file whose F-score against the input (tau 0.01, decoded at
+            `quality_resolution`, measured here) is at least this, found by bisection over the scale prefixes
+            (up to `scales` / `max_bytes`), largest first; this assumes F grows with the prefix, and each
+            probed prefix gets the full `effort`. The measured F is recorded in the header. When the largest
+            file does not reach it, that file is returned and a `QualityWarning` says so; a time limit that
+            ends the bisection early returns the smallest file found that reaches it.
+        quality_resolution: marching-cubes resolution at which `quality` measures F.
+        progress: called as `progress(fraction, what)` while effort or quality work runs.
+
+    Raises:
+        MeshError: the mesh cannot be loaded or is invalid.
+        VatError: bad options, or `max_bytes` is below the size of a one-scale file.
+    """
+    from vatcodec.geometry.mesh_io import normalize_mesh
+    from vatcodec.geometry.sampling import sample_surface
+
+    start = time.monotonic()
+    deadline = None if time_limit is None else start + time_limit
+    net = resolve_model(model)
+    cfg = net.cfg
+    _check_options(net, scales, max_bytes, coder)
+    _check_effort_options(effort, time_limit, quality, quality_resolution)
+    unit, norm = normalize_mesh(as_mesh(mesh_or_path))
+    points_N3, normals_N3 = sample_surface(unit, cfg.num_points, seed)
+    surface_1N6 = torch.from_numpy(np.concatenate([points_N3, normals_N3], axis=1).astype(np.float32))[None]
+    mu_1KC = None
+    if effort == 0:
+        with torch.inference_mode():
+            indices = [t[0].numpy().astype(np.int64) for t in net.encode(surface_1N6)]  # per scale (L_s,)
+    else:
+        with torch.no_grad():  # not inference mode: the refinement builds autograd graphs on mu
+            mu_1KC, _ = net.encoder(surface_1N6)
+            indices = [t[0].numpy().astype(np.int64) for t in net.vq.encode(mu_1KC)]
+    base = VatFile(
+        model_id=model_id_of(net),  # replaced per coder by pack_smallest
+        codebook_size=cfg.codebook_size,
+        index_bits=index_bits_for(cfg.codebook_size),
+        schedule=tuple(cfg.schedule),
+        indices=indices,
+        center=norm.center,
+        scale=norm.scale,
+    )
+
+    def packed(idx_L: list[np.ndarray], fscore: float | None = None) -> bytes:
+        # With `quality` the F-score extension is always there, so budgets count its 6 bytes.
+        if fscore is None and quality is not None:
+            fscore = 0.0
+        extensions = {} if fscore is None else {EXT_FSCORE: struct.pack("<f", fscore)}
+        return pack_smallest(
+            dataclasses.replace(base, indices=list(idx_L), extensions=extensions), coder, net
+        )
+
+    def fits(idx_L: list[np.ndarray]) -> bool:
+        return max_bytes is None or len(packed(idx_L)) <= max_bytes
+
+    keep = scales or len(cfg.schedule)
+    for top in range(keep, 0, -1):
+        data = packed(indices[:top])
+        if max_bytes is None or len(data) <= max_bytes:
+            break
+    else:
+        raise VatError(
+            f"cannot fit in {max_bytes} bytes: the smallest file (1 scale) takes {len(data)} bytes"
+        )
+    if effort == 0 and quality is None:
+        return data
+
+    samples = None
+
+    def refined(n: int, until: float | None, what: str, share: float = 1.0):
+        """The refinement of prefix n at this effort (`vatcodec.codec.effort.Result`), or None when there is none."""
+        nonlocal samples
+        if effort == 0 or (until is not None and time.monotonic() >= until):
+            return None
+        from vatcodec.codec.effort import occupancy_samples, refine
+
+        if samples is None:
+            samples = occupancy_samples(unit, seed)
+        report = None if progress is None else (lambda f: progress(f, what))
+        # A prefix must fit the budget too: the entropy coders' sizes depend on the indices.
+        return refine(
+            net, samples, mu_1KC, n, effort, deadline=until, accept=fits, progress=report, share=share
+        )
+
+    def best_of(prefixes: list[int], until: float | None) -> list[np.ndarray]:
+        """The best refined indices of these prefixes (each refined with an equal share of the work)."""
+        candidates = []  # (indices, loss on the shape's samples), effort 0's file of prefixes[0] first
+        for i, n in enumerate(prefixes):
+            left = len(prefixes) - i
+            part = None if until is None else time.monotonic() + (until - time.monotonic()) / left
+            result = refined(n, part, f"effort {effort}, {n} scales", share=1.0 / len(prefixes))
+            if result is None:  # out of time
+                break
+            if not candidates:
+                candidates.append((indices[:n], result.loss0))
+            # The guarantee is against effort 0's file: a smaller prefix must beat its loss, not just its own.
+            candidates += [(idx_L, loss) for idx_L, loss in result.checkpoints if loss <= candidates[0][1]]
+        if len(candidates) <= 1:
+            return indices[: prefixes[0]]
+        if until is not None and time.monotonic() >= until:
+            return min(candidates, key=lambda c: c[1])[0]
+        # The lowest loss is not always the best surface: a quick F-score picks (ties: the lower loss).
+        from vatcodec.codec.effort import fscore_proxy
+
+        if progress is not None:
+            progress(1.0, f"effort {effort}: choosing among {len(candidates)} files")
+        scores = [fscore_proxy(net, idx_L, unit) for idx_L, _ in candidates]
+        return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -candidates[i][1]))][0]
+
+    if quality is not None:
+        return _encode_for_quality(
+            lambda n, until: best_of([n], until), packed,
+            lambda data: _fscore(data, net, unit, norm, quality_resolution), top, quality, deadline, progress,
+        )  # fmt: skip
+    # Refined indices code to more bytes than the encoder's (zstd/range), so a budget that the effort-0 file
+    # nearly fills leaves the refinement no room. Then the next smaller prefix, which has room, is refined too.
+    tight = max_bytes is not None and top > 1 and len(data) > TIGHT_BUDGET * max_bytes
+    return packed(best_of([top, top - 1] if tight else [top], deadline))
+
+
+def _encode_for_quality(indices_for, packed, measure, top: int, quality: float, deadline, progress) -> bytes:
+    """Bisection over prefixes 1..top for the smallest whose measured F reaches `quality`; `top` goes first.
+
+    Probing the largest prefix first settles the unreachable case in one probe. Under a time limit each probe's
+    refinement gets an equal share of the time left, and the search stops once the limit has passed.
+    """
+
+    def probe(n: int, probes_left: int) -> tuple[bytes, float]:
+        until = None if deadline is None else time.monotonic() + (deadline - time.monotonic()) / probes_left
+        if progress is not None:
+            progress(0.0, f"quality: {n} scales")
+        idx_L = indices_for(n, until)
+        if progress is not None:
+            progress(1.0, f"quality: measuring F of {n} scales")
+        f = measure(packed(idx_L))
+        return packed(idx_L, f), f
+
+    data, f = probe(top, 1 + math.ceil(math.log2(top)))
+    if f < quality:
+        cut = deadline is not None and time.monotonic() >= deadline
+        warnings.warn(
+            QualityWarning(
+                f"F-score {quality:g} is not reached{' within the time limit' if cut else ''}: the largest"
+                f" file ({top} scales, {len(data)} bytes) measures F = {f:.4f}; wrote it"
+            ),
+            stacklevel=3,
+        )
+        return data
+    lo, hi = 1, top - 1  # the smallest reaching prefix is in lo..hi, or it is the best one found so far
+    while lo <= hi and (deadline is None or time.monotonic() < deadline):
+        n = (lo + hi) // 2
+        candidate, f = probe(n, math.ceil(math.log2(hi - lo + 2)))
+        if f >= quality:
+            data, hi = candidate, n - 1
+        else:
+            lo = n + 1
+    return data
+
+
+def recode(data: bytes, *, model=None, coder: str = "auto", scales: int | None = None) -> bytes:
+    """Re-code a .vat file's tokens with another coder and/or keep a prefix of its scales.
+
+    The mesh is not encoded again: the indices stay identical, only the payload coding (and, for the range coder,
+    the model id) change. Extensions are kept.
+
+    Raises:
+        BitstreamError: the bytes are not a valid .vat file.
+        VatError: the file was written by another model, or bad options.
+    """
+    info = header_info(data)
+    net = resolve_model(model)
+    _check_file_matches(info, net)
+    _check_options(net, scales, None, coder)
+    vat = unpack(data, tables=tables_of(net))
+    keep = min(scales or vat.num_scales, vat.num_scales)
+    return pack_smallest(dataclasses.replace(vat, indices=vat.indices[:keep]), coder, net)

@@ -1,0 +1,103 @@
+"""Which model a codec call uses: the shipped default or a checkpoint, loaded once; its ids and tables."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vatcodec.errors import VatError
+
+if TYPE_CHECKING:
+    import trimesh
+
+    from vatcodec.model.tokenizer import VAT
+
+DEFAULT_MODEL_NAME = "vat-s.safetensors"
+
+
+def default_model_path() -> Path:
+    """Where the shipped default model lives inside the package."""
+    return Path(__file__).resolve().parents[1] / "weights" / DEFAULT_MODEL_NAME
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int, size: int) -> VAT:
+    # mtime and size are in the key so a checkpoint rewritten in place is loaded again.
+    from vatcodec.model.checkpoint import load_model
+
+    return load_model(path)
+
+
+def clear_model_cache() -> None:
+    """Forget every loaded model, so that the next `get_model` reads its checkpoint again."""
+    _load_cached.cache_clear()
+
+
+def get_model(path: str | os.PathLike | None = None) -> VAT:
+    """The model of a checkpoint (the shipped default when `path` is None), loaded once per process.
+
+    Raises:
+        VatError: the checkpoint is missing or unreadable.
+    """
+    if path is None:
+        path = default_model_path()
+        if not path.is_file():
+            raise VatError(f"the default model is missing ({path}); pass a checkpoint with --model PATH")
+    path = Path(path)
+    try:
+        st = path.resolve().stat()
+    except OSError:
+        raise VatError(f"model checkpoint not found: {path}") from None
+    return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def resolve_model(model) -> VAT:
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return get_model(model)
+    if not hasattr(model, "cfg") or not callable(getattr(model, "encode", None)):
+        raise TypeError(f"model must be a VAT, a checkpoint path or None, got {type(model).__name__}")
+    return model
+
+
+def model_id_of(model: VAT) -> bytes:
+    ident = getattr(model, "model_id", None)
+    if ident is None:  # a model built in memory rather than loaded: hash it as a checkpoint would
+        from vatcodec.model.checkpoint import model_id
+
+        ident = model_id(model.cfg, model.state_dict())
+    return bytes(ident)
+
+
+def tables_of(model: VAT):
+    """The model's entropy tables `freq_SK`, or None (old checkpoints, test models)."""
+    return getattr(model, "entropy_freq_SK", None)
+
+
+def file_model_id(model: VAT, coder: str) -> bytes:
+    """The id a file carries: the decoder's, and for the range coder also the tables it was coded with.
+
+    Raw and zstd files do not depend on the tables, so giving a model tables keeps its raw/zstd files valid.
+    """
+    if coder != "range":
+        return model_id_of(model)
+    ident = getattr(model, "entropy_id", None)
+    if ident is None:
+        from vatcodec.codec.entropy import tables_id
+
+        ident = tables_id(model_id_of(model), tables_of(model))
+    return bytes(ident)
+
+
+def as_mesh(mesh_or_path) -> trimesh.Trimesh:
+    import trimesh
+
+    from vatcodec.geometry.mesh_io import load_mesh, validate_mesh
+
+    if isinstance(mesh_or_path, (str, os.PathLike)):
+        return load_mesh(mesh_or_path)
+    if isinstance(mesh_or_path, trimesh.Trimesh):
+        validate_mesh(mesh_or_path)
+        return mesh_or_path
+    raise TypeError(f"expected a mesh file path or a trimesh.Trimesh, got {type(mesh_or_path).__name__}")

@@ -1,0 +1,1 @@
+"""Mesh geometry: loading and normalization, inside/outside labels, training samples, and the quality metrics."""

@@ -1,0 +1,1 @@
+"""The VAT tokenizer: config, layers, encoder, VVQ quantizer, triplane decoder, the model and its checkpoints."""

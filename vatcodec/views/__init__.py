@@ -1,0 +1,1 @@
+"""Pictures of shapes: the CPU ray-cast renderer and the gallery image."""
