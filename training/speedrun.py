@@ -82,7 +82,7 @@ def choose_iso(net: VAT, data: str | os.PathLike, split: str = "val") -> tuple[f
     Dilated labels put the true surface at logit(0.5 + 0.5 * dilate / band) only once the logits have reached
     their final scale; early in training they sit lower, so the level is measured, not derived.
     """
-    from vatcodec.metrics import occupancy_metrics
+    from vatcodec.geometry.metrics import occupancy_metrics
 
     cache = ShapeCache.load(data, split)
     sampler = BatchSampler(cache, 1, net.cfg.num_points, 8192, augment=False)
