@@ -50,7 +50,7 @@ def measure(
     """One row per rate and effort for one mesh."""
     ref = load_mesh(path)
     ref_unit, norm = normalize_mesh(ref)
-    samples = effort.occupancy_samples(ref_unit, seed=0)  # what encode(seed=0) refines against
+    samples = effort.occupancy_samples(ref_unit, seed=0, cfg=net.cfg)  # what encode(seed=0) refines against
     rows = []
     for rate in rates:
         kind, value = rate

@@ -11,7 +11,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from vatcodec.fileio import atomic_output
-from vatcodec.geometry.sampling import LABEL_BAND, semi_continuous_occupancy
+from vatcodec.geometry.labels import LABEL_BAND, semi_continuous_occupancy
 
 INDEX_NAME = "index.json"
 

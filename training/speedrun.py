@@ -82,7 +82,7 @@ def choose_iso(net: VAT, data: str | os.PathLike, split: str = "val") -> tuple[f
     Dilated labels put the true surface at logit(0.5 + 0.5 * dilate / band) only once the logits have reached
     their final scale; early in training they sit lower, so the level is measured, not derived.
     """
-    from vatcodec.geometry.metrics import occupancy_metrics
+    from vatcodec.geometry.labels import occupancy_metrics
 
     cache = ShapeCache.load(data, split)
     sampler = BatchSampler(cache, 1, net.cfg.num_points, 8192, augment=False)
@@ -202,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-queries", type=int, default=TrainArgs.num_queries)
     p.add_argument("--subset", type=int, default=0, help="evenly spaced training shapes (0 = all)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--init", default="", help="warm start from this checkpoint's weights (a release file works)")
+    p.add_argument(
+        "--init", default="", help="warm start from this checkpoint's weights (a release file works)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stage1-frac", type=float, default=0.3, help="share of the steps without quantization")
     p.add_argument("--f-shapes", type=int, default=8)

@@ -29,8 +29,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from training.checkpointing import load_train_state, save_train_state
 from training.data import BatchSampler, ShapeCache, evenly_spaced
-from vatcodec.geometry.metrics import cs_iou, occupancy_metrics
-from vatcodec.geometry.sampling import semi_continuous_occupancy
+from vatcodec.geometry.labels import cs_iou, occupancy_metrics, semi_continuous_occupancy
 from vatcodec.model.checkpoint import read_checkpoint, save_checkpoint, split_state
 from vatcodec.model.config import get_config
 from vatcodec.model.tokenizer import VAT
@@ -46,6 +45,7 @@ class TrainArgs:
     overrides: str = "{}"  # JSON of config fields to replace, e.g. '{"width": 96}'
     steps: int = 20_000  # total optimizer steps (stage 1 + stage 2); sets the learning-rate schedule
     stop_at: int = 0  # stop (and checkpoint) at this step without changing the schedule; 0 = run to the end
+    max_minutes: float = 0.0  # also stop (checkpoint, validate) once training has run this long; 0 = no limit
     stage1_steps: int = 4_000  # steps without quantization before VVQ is switched on
     batch_size: int = 8  # shapes per step per process
     num_queries: int = 4096  # occupancy queries per shape per step (half uniform, half near-surface)
@@ -167,6 +167,8 @@ def _field_stats(cfg, logits_M: torch.Tensor, sdf_M: torch.Tensor, n_uniform: in
 def train(a: TrainArgs) -> dict:
     """Runs (or resumes) a training run and returns the last validation metrics."""
     rank, world, device = setup_distributed()
+    if a.max_minutes and world > 1:
+        raise ValueError("--max-minutes is for one process: DDP ranks would stop at different steps")
     if a.threads:
         torch.set_num_threads(a.threads)
     console = Console(stderr=True, quiet=rank != 0)
@@ -271,6 +273,8 @@ def train(a: TrainArgs) -> dict:
             update_ema(ema, model, min(a.ema, (1 + step) / (10 + step)))
             step += 1
             seen += a.batch_size * world
+            if a.max_minutes and time.time() - t0 > 60.0 * a.max_minutes:
+                end = step  # a fixed-time lease (one GPU run): the checkpoint and validation below still run
             if rank == 0 and (step % a.log_every == 0 or step == end):
                 with torch.no_grad():
                     pred = res["logits"].float() > 0

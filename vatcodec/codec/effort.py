@@ -74,18 +74,26 @@ class Samples:
 
 
 def occupancy_samples(
-    mesh_unit, seed: int = 0, n_uniform: int = SAMPLES_UNIFORM, n_near: int = SAMPLES_NEAR
+    mesh_unit,
+    seed: int = 0,
+    n_uniform: int = SAMPLES_UNIFORM,
+    n_near: int = SAMPLES_NEAR,
+    cfg=None,
 ) -> Samples:
     """The samples the refinement scores against: uniform and near-surface queries labelled by the oracle.
 
-    The same mesh and seed always give the same samples (tests recompute the refinement's loss with them).
+    Labels are the ones the model was trained on: `cfg`'s label band and dilation (the paper's labels without
+    a config). The same mesh and seed always give the same samples (tests recompute the refinement's loss).
     """
-    from vatcodec.geometry.sampling import make_sample
+    from vatcodec.geometry.sampling import make_sample, semi_continuous_occupancy
 
     # A seed of its own, so that these queries are independent of the encoder's surface sample (same seed).
     own_seed = int(np.random.SeedSequence([seed, 0xE7]).generate_state(1)[0])
     s = make_sample(mesh_unit, 1, n_uniform, n_near, own_seed)
-    return Samples(torch.from_numpy(s["query_points"])[None], torch.from_numpy(s["query_occ"])[None])
+    occ = s["query_occ"]
+    if cfg is not None:
+        occ = semi_continuous_occupancy(s["query_sdf"] - cfg.label_dilate, cfg.label_band).astype(np.float32)
+    return Samples(torch.from_numpy(s["query_points"])[None], torch.from_numpy(occ)[None])
 
 
 def latent_loss(net, zhat_BKC: torch.Tensor, samples: Samples) -> torch.Tensor:

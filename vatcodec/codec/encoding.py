@@ -200,7 +200,7 @@ def encode(
         from vatcodec.codec.effort import occupancy_samples, refine
 
         if samples is None:
-            samples = occupancy_samples(unit, seed)
+            samples = occupancy_samples(unit, seed, cfg=net.cfg)
         report = None if progress is None else (lambda f: progress(f, what))
         # A prefix must fit the budget too: the entropy coders' sizes depend on the indices.
         return refine(

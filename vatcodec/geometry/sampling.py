@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
+from vatcodec.geometry.labels import LABEL_BAND, semi_continuous_occupancy  # noqa: F401 (re-exported)
 from vatcodec.geometry.occupancy import GRID_HALF_EXTENT, OccupancyOracle
 
 UNIFORM_HALF_EXTENT = GRID_HALF_EXTENT  # uniform queries cover the unit cube plus padding
-LABEL_BAND = 1.0 / 128  # s of the semi-continuous label, paper §6.3.1
 
 
 def _generator(seed: int) -> np.random.Generator:
@@ -67,11 +67,6 @@ def sample_queries(
         base_M3 = surface[rng.integers(0, len(surface), count)]
         blocks.append(base_M3 + rng.normal(0.0, sigma, (count, 3)))
     return np.concatenate(blocks).astype(np.float32)
-
-
-def semi_continuous_occupancy(sdf: np.ndarray, s: float = LABEL_BAND) -> np.ndarray:
-    """Occupancy label of paper §6.3.1: 1 inside beyond s, 0 outside beyond s, linear between."""
-    return np.clip(0.5 - 0.5 * np.asarray(sdf) / s, 0.0, 1.0)
 
 
 def make_sample(

@@ -13,7 +13,6 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from vatcodec.codec.byteio import MODEL_ID_BYTES
-from vatcodec.codec.entropy import check_tables, tables_id
 from vatcodec.errors import BitstreamError, VatError
 from vatcodec.fileio import atomic_output
 from vatcodec.model.config import VATConfig
@@ -81,6 +80,8 @@ def save_checkpoint(
     if freq_SK is not None:
         freq_SK = _checked_tables(model.cfg, freq_SK, "entropy tables")
         tensors[TABLES_KEY] = torch.from_numpy(freq_SK.astype(np.int32))
+        from vatcodec.codec.entropy import tables_id  # constriction: only for models with tables
+
         metadata["entropy_id"] = tables_id(ident, freq_SK).hex()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path, suffix=".safetensors") as tmp:
@@ -142,6 +143,8 @@ def load_model(path: str | os.PathLike, use_ema: bool = True, device: str = "cpu
 
 def _checked_tables(cfg: VATConfig, freq_SK, what: str) -> np.ndarray:
     try:
+        from vatcodec.codec.entropy import check_tables
+
         return check_tables(freq_SK, len(cfg.schedule), cfg.codebook_size)
     except BitstreamError as e:
         raise VatError(f"{what}: {e}") from None
@@ -160,6 +163,8 @@ def set_entropy_tables(model: VAT, freq_SK: np.ndarray | None) -> VAT:
         return model
     freq_SK = _checked_tables(model.cfg, freq_SK, "entropy tables")
     ident = getattr(model, "model_id", None) or model_id(model.cfg, model.state_dict())
+    from vatcodec.codec.entropy import tables_id
+
     model.entropy_freq_SK, model.entropy_id = freq_SK, tables_id(ident, freq_SK)
     return model
 
@@ -174,6 +179,8 @@ def add_tables(
     tensors, metadata = read_checkpoint(src)
     cfg = VATConfig.from_json(metadata["config"])
     freq_SK = _checked_tables(cfg, freq_SK, "entropy tables")
+    from vatcodec.codec.entropy import tables_id
+
     ident = tables_id(bytes.fromhex(metadata["model_id"]), freq_SK)
     tensors[TABLES_KEY] = torch.from_numpy(freq_SK.astype(np.int32))
     metadata = {**metadata, "entropy_id": ident.hex(), "entropy": json.dumps(info or {})}
