@@ -49,7 +49,11 @@ def pack(src: Path, dst: Path, surface: int, uniform: int, near: int, shard_size
                 save_file({k: np.ascontiguousarray(v, dtype=np.float16) for k, v in arrays.items()}, str(tmp))
             names = cache.names[take]
             shapes += [{"name": n, "shard": shard, "row": r, "split": split} for r, n in enumerate(names)]
-    packed = {"n_uniform": min(uniform, index["n_uniform"]), "roots": index.get("roots", []), "shapes": shapes}
+    packed = {
+        "n_uniform": min(uniform, index["n_uniform"]),
+        "roots": index.get("roots", []),
+        "shapes": shapes,
+    }
     packed["packed_from"] = str(src)
     (dst / INDEX_NAME).write_text(json.dumps(packed, indent=1))
     return packed
