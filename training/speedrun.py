@@ -114,6 +114,34 @@ def decoded_fscores(net: VAT, meshes: list[Path], resolution: int) -> list[float
     return out
 
 
+def score_checkpoint(ckpt: str | os.PathLike, data: str, f_shapes: int = 8, f_resolution: int = 128) -> dict:
+    """The iso level chosen on validation IoU, and the decoded F-scores at the model's own iso and at that one."""
+    from vatcodec.model.checkpoint import load_model
+
+    net = load_model(ckpt).eval()
+    own = net.cfg.iso_logit
+    iso, iso_scores = choose_iso(net, data)
+    meshes = val_meshes(data, f_shapes)
+    f_own = decoded_fscores(net, meshes, f_resolution)
+    out = {
+        "params_M": round(sum(p.numel() for p in net.parameters()) / 1e6, 3),
+        "iso_logit": iso,
+        "val_iou_by_iso": {str(k): round(v, 4) for k, v in iso_scores.items()},
+        "val_fscore_own_iso": float(np.mean(f_own)) if f_own else None,
+        "val_fscore_own_iso_all": [round(f, 4) for f in f_own],
+    }
+    f = f_own
+    if iso != own:
+        net.cfg = dataclasses.replace(net.cfg, iso_logit=iso)
+        f = decoded_fscores(net, meshes, f_resolution)
+    out.update(
+        val_fscore_mean=float(np.mean(f)) if f else None,
+        val_fscore=[round(x, 4) for x in f],
+        val_fscore_empty=int(sum(x == 0.0 for x in f)),
+    )
+    return out
+
+
 def _commit() -> str:
     try:
         return subprocess.run(
@@ -134,8 +162,6 @@ def speedrun(
     steps: int = 0,
 ) -> dict:
     """Trains `a` for the budget (or exactly `steps` steps), scores it and appends the row to `results`."""
-    from vatcodec.model.checkpoint import load_model
-
     if a.threads:
         torch.set_num_threads(a.threads)
     load_before = os.getloadavg()
@@ -146,11 +172,8 @@ def speedrun(
     t0 = time.time()
     metrics = train(a)
     train_s = time.time() - t0
-    net = load_model(Path(a.out) / "last.safetensors").eval()
     t1 = time.time()
-    iso, iso_scores = choose_iso(net, a.data)
-    net.cfg = dataclasses.replace(net.cfg, iso_logit=iso)
-    fs = decoded_fscores(net, val_meshes(a.data, f_shapes), f_resolution)
+    scores = score_checkpoint(Path(a.out) / "last.safetensors", a.data, f_shapes, f_resolution)
     row = {
         "tag": tag,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -172,13 +195,8 @@ def speedrun(
         "fscore_s": round(time.time() - t1, 1),
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
-        "params_M": round(sum(p.numel() for p in net.parameters()) / 1e6, 3),
         **{k: v for k, v in metrics.items() if k != "rank_weight_digests"},
-        "iso_logit": iso,
-        "val_iou_by_iso": {str(k): round(v, 4) for k, v in iso_scores.items()},
-        "val_fscore_mean": float(np.mean(fs)) if fs else None,
-        "val_fscore": [round(f, 4) for f in fs],
-        "val_fscore_empty": int(sum(f == 0.0 for f in fs)),
+        **scores,
         "out": str(a.out),
     }
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -210,7 +228,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--f-shapes", type=int, default=8)
     p.add_argument("--f-resolution", type=int, default=128)
     p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--eval-only", default="", metavar="CKPT", help="score this checkpoint without training")
     o = p.parse_args(argv)
+    if o.eval_only:
+        torch.set_num_threads(o.threads)
+        row = {
+            "tag": o.tag,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "commit": _commit(),
+            "eval_only": o.eval_only,
+        }
+        row.update(score_checkpoint(o.eval_only, o.data, o.f_shapes, o.f_resolution))
+        with open(o.results, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps({k: row[k] for k in ("iso_logit", "val_fscore_own_iso", "val_fscore_mean")}))
+        return 0
     if o.minutes <= 0 and not o.steps:
         print("error: --minutes must be > 0 (or give --steps)", file=sys.stderr)
         return 2
