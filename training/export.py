@@ -7,6 +7,7 @@ python -m training.export runs/gen-s/last.safetensors vatcodec/weights/gen-s.saf
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -17,10 +18,17 @@ from vatcodec.model.config import VATConfig
 from vatcodec.model.tokenizer import VAT
 
 
-def export(src: str, dst: str, note: dict | None = None) -> bytes:
-    """Writes the EMA weights of `src` in fp16 (and its entropy tables, if any) to `dst`; returns the model id."""
+def export(src: str, dst: str, note: dict | None = None, iso_logit: float | None = None) -> bytes:
+    """Writes the EMA weights of `src` in fp16 (and its entropy tables, if any) to `dst`; returns the model id.
+
+    `iso_logit` sets the decoded surface's level (chosen on validation for models trained on dilated labels);
+    it is a decode-side field, so it changes the model id.
+    """
     tensors, meta = read_checkpoint(src)
-    model = VAT(VATConfig.from_json(meta["config"]))
+    cfg = VATConfig.from_json(meta["config"])
+    if iso_logit is not None:
+        cfg = dataclasses.replace(cfg, iso_logit=iso_logit)
+    model = VAT(cfg)
     model.load_state_dict(
         split_state(tensors, "ema." if any(k.startswith("ema.") for k in tensors) else "model.")
     )
@@ -47,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--note", default="{}", help="JSON merged into the checkpoint's meta (data, hours, ...)")
+    p.add_argument(
+        "--iso-logit", type=float, default=None, help="tokenizers: the decoded surface's logit level"
+    )
     a = p.parse_args(argv)
     from safetensors import safe_open
 
@@ -55,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if is_generator:
         print(export_generator(a.src, a.dst, json.loads(a.note)))
     else:
-        print(export(a.src, a.dst, json.loads(a.note)).hex())
+        print(export(a.src, a.dst, json.loads(a.note), a.iso_logit).hex())
     return 0
 
 

@@ -17,7 +17,7 @@ DEFAULT_GENERATOR_NAME = "gen-s.safetensors"
 
 
 def default_generator_path() -> Path:
-    return Path(__file__).resolve().parent / "weights" / DEFAULT_GENERATOR_NAME
+    return Path(__file__).resolve().parents[1] / "weights" / DEFAULT_GENERATOR_NAME
 
 
 def resolve_device(device: str) -> torch.device:
