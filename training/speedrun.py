@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-only", default="", metavar="CKPT", help="score this checkpoint without training")
     o = p.parse_args(argv)
     if o.eval_only:
+        from training.tokenizer import evaluate
+        from vatcodec.model.checkpoint import load_model
+
         torch.set_num_threads(o.threads)
         row = {
             "tag": o.tag,
@@ -238,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             "commit": _commit(),
             "eval_only": o.eval_only,
         }
+        val = evaluate(
+            load_model(o.eval_only).eval(), ShapeCache.load(o.data, "val"), 64, torch.device("cpu")
+        )
+        row.update(val)
         row.update(score_checkpoint(o.eval_only, o.data, o.f_shapes, o.f_resolution))
         with open(o.results, "a") as f:
             f.write(json.dumps(row) + "\n")
