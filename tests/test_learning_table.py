@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from test_training import tiny_args
 
 from training.data import INDEX_NAME, write_shard
-from training.tokenizer import TrainArgs, train
+from training.tokenizer import train
 from vatcodec.codec import decode, encode
 from vatcodec.geometry.mesh_io import normalize_mesh
 from vatcodec.geometry.metrics import surface_metrics
@@ -61,23 +62,15 @@ def test_tiny_model_overfits_a_table_with_thin_legs(tmp_path):
         {"name": "table", "shard": "shard-00000.safetensors", "row": 0, "split": s} for s in ("train", "val")
     ]
     (cache / INDEX_NAME).write_text(json.dumps({"n_uniform": 8000, "shapes": shapes}))
-    args = TrainArgs(
-        data=str(cache),
-        out=str(tmp_path / "run"),
-        config="vat-tiny",
+    args = tiny_args(
+        tmp_path,
         overrides='{"plane_up": 3}',  # 64 px planes: a leg is 5 pixels wide, not 2.5
         steps=700,
         stage1_steps=300,
-        batch_size=2,
         num_queries=2048,
-        lr=2e-3,
         warmup=20,
-        val_every=0,
         ckpt_every=700,
         log_every=100,
-        augment=False,
-        val_shapes=1,
-        dead_code_age=20,
     )
     t = time.time()
     m = train(args)
