@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
-from test_training import tiny_args
+from test_training import analytic_sample, tiny_args
 
 from training.data import INDEX_NAME, write_shard
 from training.tokenizer import train
@@ -41,17 +41,7 @@ def table_sdf(p_N3: np.ndarray) -> np.ndarray:
 
 
 def table_sample(seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    mesh = table_mesh()
-    pts, face = trimesh.sample.sample_surface(mesh, 4096, seed=seed)
-    near = pts[rng.integers(0, len(pts), 8000)] + rng.normal(0, 0.01, (8000, 3))
-    queries = np.concatenate([rng.uniform(-0.55, 0.55, (8000, 3)), near]).astype(np.float32)
-    return {
-        "surface_points": pts,
-        "surface_normals": mesh.face_normals[face],
-        "query_points": queries,
-        "query_sdf": table_sdf(queries),
-    }
+    return analytic_sample(table_mesh(), table_sdf, seed, 8000)
 
 
 def test_tiny_model_overfits_a_table_with_thin_legs(tmp_path):

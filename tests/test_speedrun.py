@@ -21,6 +21,13 @@ def test_smoke_run_appends_a_scored_row(tmp_path):
         assert 0.0 <= row[key] <= 1.0, key
     assert row["iso_logit"] in speedrun.ISO_CANDIDATES and row["samples_per_s"] > 0
     assert len(row["val_prefix_iou"]) == 4  # vat-tiny's scales
+    ckpt = str(tmp_path / "run" / "last.safetensors")
+    argv = ["--data", str(tmp_path / "cache"), "--tag", "again", "--eval-only", ckpt, "--f-shapes", "0"]
+    assert speedrun.main([*argv, "--results", str(results)]) == 0
+    again = json.loads(results.read_text().splitlines()[-1])
+    assert (
+        again["eval_only"] == ckpt and again["val_iou"] == row["val_iou"]
+    )  # the same weights score the same
 
 
 def test_an_existing_run_is_refused(tmp_path, capsys):

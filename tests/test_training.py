@@ -23,19 +23,24 @@ def torus_sdf(p_N3: np.ndarray) -> np.ndarray:
     return np.linalg.norm(q, axis=1) - R_MINOR
 
 
-def torus_sample(seed: int) -> dict[str, np.ndarray]:
+def analytic_sample(mesh: trimesh.Trimesh, sdf, seed: int, n: int) -> dict[str, np.ndarray]:
+    """A cache row of a shape with a known sdf: surface points, then n uniform and n near-surface queries."""
     rng = np.random.default_rng(seed)
-    mesh = trimesh.creation.torus(R_MAJOR, R_MINOR, major_sections=64, minor_sections=32)
-    mesh.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))  # axis along y
     pts, face = trimesh.sample.sample_surface(mesh, 4096, seed=seed)
-    near = pts[rng.integers(0, len(pts), 6000)] + rng.normal(0, 0.01, (6000, 3))
-    queries = np.concatenate([rng.uniform(-0.55, 0.55, (6000, 3)), near]).astype(np.float32)
+    near = pts[rng.integers(0, len(pts), n)] + rng.normal(0, 0.01, (n, 3))
+    queries = np.concatenate([rng.uniform(-0.55, 0.55, (n, 3)), near]).astype(np.float32)
     return {
         "surface_points": pts,
         "surface_normals": mesh.face_normals[face],
         "query_points": queries,
-        "query_sdf": torus_sdf(queries),
+        "query_sdf": sdf(queries),
     }
+
+
+def torus_sample(seed: int) -> dict[str, np.ndarray]:
+    mesh = trimesh.creation.torus(R_MAJOR, R_MINOR, major_sections=64, minor_sections=32)
+    mesh.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))  # axis along y
+    return analytic_sample(mesh, torus_sdf, seed, 6000)
 
 
 def write_cache(root: Path, n_shapes: int = 1) -> None:

@@ -114,11 +114,15 @@ def decoded_fscores(net: VAT, meshes: list[Path], resolution: int) -> list[float
     return out
 
 
-def score_checkpoint(ckpt: str | os.PathLike, data: str, f_shapes: int = 8, f_resolution: int = 128) -> dict:
-    """The iso level chosen on validation IoU, and the decoded F-scores at the model's own iso and at that one."""
+def score_checkpoint(ckpt, data: str, f_shapes: int = 8, f_resolution: int = 128) -> dict:
+    """The iso level chosen on validation IoU, and the decoded F-scores at the model's own iso and at that one.
+
+    `ckpt` is a checkpoint path or a loaded VAT (whose config this leaves as it found it).
+    """
     from vatcodec.model.checkpoint import load_model
 
-    net = load_model(ckpt).eval()
+    net = load_model(ckpt).eval() if isinstance(ckpt, (str, os.PathLike)) else ckpt
+    cfg0 = net.cfg
     own = net.cfg.iso_logit
     iso, iso_scores = choose_iso(net, data)
     meshes = val_meshes(data, f_shapes)
@@ -134,6 +138,7 @@ def score_checkpoint(ckpt: str | os.PathLike, data: str, f_shapes: int = 8, f_re
     if iso != own:
         net.cfg = dataclasses.replace(net.cfg, iso_logit=iso)
         f = decoded_fscores(net, meshes, f_resolution)
+    net.cfg = cfg0
     out.update(
         val_fscore_mean=float(np.mean(f)) if f else None,
         val_fscore=[round(x, 4) for x in f],
@@ -241,11 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             "commit": _commit(),
             "eval_only": o.eval_only,
         }
-        val = evaluate(
-            load_model(o.eval_only).eval(), ShapeCache.load(o.data, "val"), 64, torch.device("cpu")
-        )
-        row.update(val)
-        row.update(score_checkpoint(o.eval_only, o.data, o.f_shapes, o.f_resolution))
+        net = load_model(o.eval_only).eval()
+        row.update(evaluate(net, ShapeCache.load(o.data, "val"), 64, torch.device("cpu")))
+        row.update(score_checkpoint(net, o.data, o.f_shapes, o.f_resolution))
         with open(o.results, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps({k: row[k] for k in ("iso_logit", "val_fscore_own_iso", "val_fscore_mean")}))
