@@ -20,6 +20,7 @@ def batch(cfg: VATConfig, B: int = 2, M: int = 64) -> dict:
         ),
         "query_points": torch.rand(B, M, 3, generator=g) - 0.5,
         "query_occ": (torch.rand(B, M, generator=g) > 0.7).float(),
+        "query_sdf": (torch.rand(B, M, generator=g) - 0.5) * 0.2,
     }
 
 
@@ -34,6 +35,23 @@ def test_every_option_trains_end_to_end(overrides):
     out["loss"].backward()
     assert torch.isfinite(out["loss"])
     assert all(p.grad is not None for n, p in net.named_parameters() if n.startswith("decoder."))
+
+
+def test_far_weight_reweights_the_occupancy_loss():
+    torch.manual_seed(0)
+    plain = VAT(get_config("vat-tiny"))
+    heavy = VAT(get_config("vat-tiny", w_far=4.0))
+    heavy.load_state_dict(plain.state_dict())
+    b = batch(plain.cfg)
+    base = plain(b, torch.Generator().manual_seed(1))
+    out = heavy(b, torch.Generator().manual_seed(1))
+    far = b["query_sdf"].abs() > 4 * plain.cfg.label_band
+    assert 0 < far.float().mean() < 1
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(base["logits"], b["query_occ"], reduction="none")
+    w = 1.0 + 3.0 * far.float()
+    assert out["loss_occ"].item() == pytest.approx(((w * bce).sum() / w.sum()).item(), rel=1e-5)
+    assert base["loss_occ"].item() == pytest.approx(bce.mean().item(), rel=1e-6)
+    assert out["loss_occ"].item() != pytest.approx(base["loss_occ"].item(), rel=1e-3)
 
 
 def test_residual_block_starts_as_its_up_sampling_conv():

@@ -54,6 +54,7 @@ class ExtractStats:
     evaluated: int = 0
     per_level: list[int] | None = None
     closure_rounds: int = 0
+    cells_checked: int = 0  # cells whose corners the sparse closure looked at
     field_seconds: float = 0.0
 
 
@@ -75,6 +76,62 @@ class _Evaluator:
         return out_M
 
 
+def _unique(lin: np.ndarray, size: int) -> np.ndarray:
+    """Sorted unique values of `lin` in [0, size): a sort, or a scratch mask when `lin` is dense in the grid.
+
+    Not `np.unique`: its hash-based path in NumPy 2 is 50-80x slower than a sort on a million indices here.
+    """
+    if len(lin) * 4 > size:
+        mask = np.zeros(size, dtype=bool)
+        mask[lin] = True
+        return np.flatnonzero(mask)
+    s = np.sort(lin)
+    keep = np.empty(len(s), dtype=bool)
+    keep[:1] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
+class _Lattice:
+    """Linear indices on a point grid n^3 (C order); a cell is named by its lowest corner."""
+
+    def __init__(self, n: int):
+        self.n, self.size = n, n**3
+        d = np.array([(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+        self.corner_8 = (d[:, 0] * n + d[:, 1]) * n + d[:, 2]  # offsets of a cell's 8 corners
+        self._d_83 = d
+
+    def coords(self, lin_M: np.ndarray) -> np.ndarray:
+        return np.stack(np.unravel_index(lin_M, (self.n,) * 3), axis=-1)
+
+    def linear(self, idx_M3: np.ndarray) -> np.ndarray:
+        return (idx_M3[:, 0] * self.n + idx_M3[:, 1]) * self.n + idx_M3[:, 2]
+
+    def cells_touching(self, lin_M: np.ndarray) -> np.ndarray:
+        """Every cell with one of the points as a corner, sorted and unique."""
+        n = self.n
+        # A point is corner d of cell p - d; along each axis d = 1 needs coordinate >= 1 and d = 0 needs <= n - 2.
+        coord = np.unravel_index(lin_M, (n, n, n))
+        low = [c >= 1 for c in coord]
+        high = [c <= n - 2 for c in coord]
+        parts = []
+        for (dx, dy, dz), off in zip(self._d_83, self.corner_8, strict=True):
+            ok = (low[0] if dx else high[0]) & (low[1] if dy else high[1]) & (low[2] if dz else high[2])
+            parts.append(lin_M[ok] - off)
+        return _unique(np.concatenate(parts), self.size)
+
+    def sign_changes(self, cells_C: np.ndarray, values_flat: np.ndarray, level: float) -> np.ndarray:
+        """The cells whose 8 corners are not all on one side of `level`."""
+        ins_C8 = values_flat[cells_C[:, None] + self.corner_8[None]] > level
+        return cells_C[ins_C8.any(axis=1) & ~ins_C8.all(axis=1)]
+
+    def corners(self, cells_C: np.ndarray) -> np.ndarray:
+        return _unique((cells_C[:, None] + self.corner_8[None]).ravel(), self.size)
+
+
+_OFFSETS_27 = np.stack(np.meshgrid(*[np.arange(3)] * 3, indexing="ij"), axis=-1).reshape(27, 3)
+
+
 def _pairwise(a: np.ndarray, op) -> np.ndarray:
     """`op` of each 2x2x2 block of a point grid n^3 -> one value per cell (n-1)^3, separably."""
     a = op(a[:-1], a[1:])
@@ -87,31 +144,20 @@ def _sign_change_cells(inside: np.ndarray) -> np.ndarray:
     return _pairwise(inside, np.logical_or) & ~_pairwise(inside, np.logical_and)
 
 
-def _cell_corners(cells: np.ndarray) -> np.ndarray:
-    """Point mask (n+1)^3 of every corner of the marked cells n^3."""
-    for axis in range(3):
-        shape = list(cells.shape)
-        shape[axis] += 1
-        pts = np.zeros(shape, dtype=bool)
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
-        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
-        pts[tuple(lo)] = cells
-        pts[tuple(hi)] |= cells
-        cells = pts
-    return cells
-
-
 def _upsample2(values: np.ndarray) -> np.ndarray:
     """Point grid n^3 -> (2n-1)^3; old points keep their values, new ones copy a coarse neighbour.
 
     New points off the surface cells lie in (or on) a coarse cell whose corners share one sign, so any
-    corner's value gives the right side; points that need a true value are evaluated afterwards.
+    corner's value gives the right side; points that need a true value are evaluated afterwards. Fine
+    index f copies coarse index f // 2 along each axis, filled by strided copies (no repeat temporaries).
     """
     n = values.shape[0]
-    return np.ascontiguousarray(
-        values.repeat(2, 0).repeat(2, 1).repeat(2, 2)[: 2 * n - 1, : 2 * n - 1, : 2 * n - 1]
-    )
+    out = np.empty((2 * n - 1,) * 3, dtype=values.dtype)
+    out[::2, ::2, ::2] = values
+    out[1::2, ::2, ::2] = values[:-1]
+    out[:, 1::2, ::2] = out[:, :-1:2, ::2]
+    out[:, :, 1::2] = out[:, :, :-1:2]
+    return out
 
 
 def _levels(resolution: int, coarse: int) -> tuple[int, int]:
@@ -154,6 +200,19 @@ def _close_boundary(values: np.ndarray, exact: np.ndarray, level: float) -> None
             exact[tuple(face)] = True
 
 
+def _boundary_points(lat: _Lattice) -> np.ndarray:
+    """Linear indices of the outermost layer of points, sorted and unique."""
+    n = lat.n
+    a_M, b_M = (g.ravel() for g in np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
+    faces = []
+    for axis in range(3):
+        for end in (0, n - 1):
+            cols = [a_M, b_M]
+            cols.insert(axis, np.full_like(a_M, end))
+            faces.append(lat.linear(np.stack(cols, axis=-1)))
+    return _unique(np.concatenate(faces), lat.size)
+
+
 def occupancy_grid(
     field: Field,
     resolution: int = 256,
@@ -191,47 +250,63 @@ def occupancy_grid(
     stats.per_level.append(stats.evaluated)
     for lvl in range(1, k + 1):
         before = stats.evaluated
+        # One dense pass per level, at the coarse level's size; everything at the fine size below is sparse.
         near = _sign_change_cells(values > level)
         # The last refinement takes no margin: the closure pass below follows the surface from there,
         # which gives the same mesh with about 40% fewer queries.
         if margin > 0 and lvl < k and near.any():
             near = ndimage.binary_dilation(near, structure=_CUBE, iterations=margin)
-        # Each coarse cell becomes 2x2x2 fine cells; evaluate every fine corner of the cells near the surface.
-        fine_cells = near.repeat(2, 0).repeat(2, 1).repeat(2, 2)
+        near_C3 = np.argwhere(near)
         values = _upsample2(values)
         grown = np.zeros(values.shape, dtype=bool)
         grown[::2, ::2, ::2] = exact
         exact = grown
-        todo = _cell_corners(fine_cells) & ~exact
+        lat = _Lattice(values.shape[0])
+        # Each coarse cell becomes 2x2x2 fine cells; evaluate every fine corner of the cells near the surface.
+        fine = _unique(lat.linear((2 * near_C3[:, None, :] + _OFFSETS_27[None]).reshape(-1, 3)), lat.size)
+        todo = fine[~exact.reshape(-1)[fine]]
         step = 2 ** (k - lvl)
-        idx = np.argwhere(todo)
-        values[todo] = evaluate(idx * step)
-        exact |= todo
-        _close_exact(values, exact, level, evaluate, step, stats)
+        _evaluate_points(values, exact, todo, lat, evaluate, step)
+        _close_exact(values, exact, level, lat, evaluate, step, stats, seed=todo)
         stats.per_level.append(stats.evaluated - before)
     r1 = resolution + 1
     values = np.ascontiguousarray(values[:r1, :r1, :r1])
     exact = np.ascontiguousarray(exact[:r1, :r1, :r1])
     before = stats.evaluated
+    lat = _Lattice(r1)
+    boundary = _boundary_points(lat)
+    flipped = boundary[values.reshape(-1)[boundary] > level]  # only these change a cell's sign pattern
     _close_boundary(values, exact, level)
-    _close_exact(values, exact, level, evaluate, 1, stats)
+    _close_exact(values, exact, level, lat, evaluate, 1, stats, seed=flipped)
     stats.per_level.append(stats.evaluated - before)
     return values, stats
 
 
-def _close_exact(values, exact, level, evaluate: _Evaluator, step: int, stats: ExtractStats) -> None:
+def _evaluate_points(values, exact, lin_M, lat: _Lattice, evaluate: _Evaluator, step: int) -> None:
+    values.reshape(-1)[lin_M] = evaluate(lat.coords(lin_M) * step)
+    exact.reshape(-1)[lin_M] = True
+
+
+def _close_exact(values, exact, level, lat, evaluate, step, stats: ExtractStats, seed: np.ndarray) -> None:
     """Evaluate the interpolated corners of sign-change cells until there are none.
 
     Marching cubes reads every corner of those cells. Repeating also follows a thin part that the coarse
     grid missed but that touches the evaluated region (a chair leg under a detected seat) along its length.
+    Only cells touching a point whose value just changed (`seed`, then each round's new points) can have
+    become sign-change cells, so each round looks at those and nothing else: the cost follows the surface,
+    not the grid.
     """
-    while True:
-        todo = _cell_corners(_sign_change_cells(values > level)) & ~exact
-        if not todo.any():
+    v_flat, e_flat = values.reshape(-1), exact.reshape(-1)
+    while len(seed):
+        cells = lat.cells_touching(seed)
+        stats.cells_checked += len(cells)
+        todo = lat.corners(lat.sign_changes(cells, v_flat, level))
+        todo = todo[~e_flat[todo]]
+        if not len(todo):
             return
         stats.closure_rounds += 1
-        values[todo] = evaluate(np.argwhere(todo) * step)
-        exact |= todo
+        _evaluate_points(values, exact, todo, lat, evaluate, step)
+        seed = todo
 
 
 def grid_to_mesh(values: np.ndarray, spec: GridSpec, level: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

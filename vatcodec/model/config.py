@@ -53,6 +53,7 @@ class VATConfig:
     label_dilate: float = 0.0  # training labels use sdf - label_dilate: thin sheets get a fully inside core
     # loss weights (paper section 6.3.2)
     w_occ: float = 1.0  # BCE on the semi-continuous occupancy
+    w_far: float = 1.0  # relative BCE weight of queries more than 4 label bands from the surface
     w_vq: float = 0.2  # codebook + commitment MSE
     w_kl: float = 1e-4  # KL of the Gaussian latent against N(0, I)
     commit_beta: float = 0.25  # relative weight of the commitment part inside the VQ MSE

@@ -12,6 +12,9 @@ from .encoder import PointEncoder
 from .quantizer import MultiScaleVQ
 
 
+FAR_BANDS = 4.0  # a query is "far" (for `w_far`) beyond this many label bands from the surface
+
+
 class OccupancyField:
     """A decoded shape: call it with points (B, M, 3) in the unit cube to get occupancy logits (B, M).
 
@@ -82,7 +85,14 @@ class VAT(nn.Module):
             out["loss_vq"] = torch.zeros((), device=z_BKC.device)
         planes = self.decoder.planes(zhat_BKC)
         logits_BM = self.decoder.query(planes, batch["query_points"])
-        loss_occ = F.binary_cross_entropy_with_logits(logits_BM, batch["query_occ"])
+        if cfg.w_far == 1.0:
+            loss_occ = F.binary_cross_entropy_with_logits(logits_BM, batch["query_occ"])
+        else:
+            # Blobs are wrong far from the surface, where near-surface queries never look.
+            far_BM = batch["query_sdf"].abs() > FAR_BANDS * cfg.label_band
+            w_BM = torch.where(far_BM, cfg.w_far, 1.0)
+            bce_BM = F.binary_cross_entropy_with_logits(logits_BM, batch["query_occ"], reduction="none")
+            loss_occ = (w_BM * bce_BM).sum() / w_BM.sum()
         out["loss_occ"] = loss_occ
         out["logits"] = logits_BM
         out["loss"] = cfg.w_occ * loss_occ + cfg.w_vq * out["loss_vq"] + cfg.w_kl * loss_kl
