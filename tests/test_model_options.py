@@ -47,7 +47,9 @@ def test_far_weight_reweights_the_occupancy_loss():
     out = heavy(b, torch.Generator().manual_seed(1))
     far = b["query_sdf"].abs() > 4 * plain.cfg.label_band
     assert 0 < far.float().mean() < 1
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(base["logits"], b["query_occ"], reduction="none")
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        base["logits"], b["query_occ"], reduction="none"
+    )
     w = 1.0 + 3.0 * far.float()
     assert out["loss_occ"].item() == pytest.approx(((w * bce).sum() / w.sum()).item(), rel=1e-5)
     assert base["loss_occ"].item() == pytest.approx(bce.mean().item(), rel=1e-6)

@@ -11,7 +11,6 @@ from .decoder import TriplaneDecoder
 from .encoder import PointEncoder
 from .quantizer import MultiScaleVQ
 
-
 FAR_BANDS = 4.0  # a query is "far" (for `w_far`) beyond this many label bands from the surface
 
 
