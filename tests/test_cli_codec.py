@@ -215,3 +215,58 @@ def test_missing_default_model_is_one_line(monkeypatch, mesh_file, tmp_path):
     assert result.exit_code == EXIT_USER_ERROR
     assert "model checkpoint not found" in one_error_line(result.stderr)
     assert not (tmp_path / "x.vat").exists()
+
+
+def test_decode_batch_writes_every_file_reports_failures_and_matches_single(ckpt, mesh_file, tmp_path):
+    data = codec.encode(mesh_file, model=ckpt)
+    (tmp_path / "a.vat").write_bytes(data)
+    (tmp_path / "b.vat").write_bytes(codec.encode(mesh_file, model=ckpt, scales=2))
+    (tmp_path / "bad.vat").write_bytes(b"VAT\x00 not really")
+    single = tmp_path / "single.ply"
+    ok = runner.invoke(
+        app, ["decode", str(tmp_path / "a.vat"), "-o", str(single), "--model", ckpt, "-r", "32"]
+    )
+    assert ok.exit_code == 0, ok.output
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        srcs = [str(tmp_path / n) for n in ("a.vat", "b.vat", "bad.vat")]
+        args = ["decode", *srcs, "-o", str(out), "--model", ckpt, "-r", "32", "--format", "ply", "-j", jobs]
+        result = runner.invoke(app, args)
+        assert result.exit_code == EXIT_USER_ERROR
+        assert "bad.vat" in one_error_line(result.stderr)
+        assert files(out) == ["a.ply", "b.ply"]
+        assert (out / "a.ply").read_bytes() == single.read_bytes()
+        assert "decoded 2 of 3 files" in result.stdout
+
+
+def test_decode_batch_and_device_usage_errors(ckpt, mesh_file, tmp_path):
+    src = tmp_path / "a.vat"
+    src.write_bytes(codec.encode(mesh_file, model=ckpt))
+    cases = [
+        (["decode", str(src), str(src), "-o", str(tmp_path / "o")], "would both be written"),
+        (["decode", str(src), str(src), "-o", "-"], "several inputs"),
+        (["decode", str(src), "-o", str(tmp_path / "x.obj"), "--device", "tpu"], "unknown device"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, [*args, "--model", ckpt])
+        assert result.exit_code == EXIT_USER_ERROR
+        assert message in one_error_line(result.stderr)
+    assert files(tmp_path) == ["a.vat", "torus.obj"]
+
+
+def test_decode_on_cuda_without_a_gpu_is_one_line(ckpt, mesh_file, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    src = tmp_path / "a.vat"
+    src.write_bytes(codec.encode(mesh_file, model=ckpt))
+    out = tmp_path / "x.obj"
+    result = runner.invoke(app, ["decode", str(src), "-o", str(out), "--device", "cuda"])
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "no CUDA GPU" in one_error_line(result.stderr)
+    assert not out.exists()
+    auto = runner.invoke(
+        app, ["decode", str(src), "-o", str(out), "--device", "auto", "--model", ckpt, "-r", "24"]
+    )
+    assert auto.exit_code == 0, auto.output

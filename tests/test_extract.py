@@ -113,3 +113,27 @@ def test_level_shifts_the_surface():
     field = lambda p: 0.3 - p.norm(dim=-1)  # noqa: E731
     vertices, _ = extract_mesh(field, resolution=64, level=0.1)
     assert np.linalg.norm(vertices, axis=1).mean() == pytest.approx(0.2, abs=0.005)
+
+
+def test_sparse_closure_looks_only_near_what_it_evaluates():
+    """The bookkeeping follows the evaluated points: each closure round checks at most 8 cells per new point."""
+    counted = Counting(sphere_with_rod)
+    values, stats = occupancy_grid(counted, 128, coarse=16)
+    assert stats.evaluated == counted.points  # every point sent to the field is reported, and no more
+    assert stats.closure_rounds > 3  # the rod is followed round by round
+    boundary = 6 * 129**2
+    assert 0 < stats.cells_checked <= 8 * (stats.evaluated + boundary)
+    assert stats.cells_checked < 0.5 * 128**3
+
+
+def test_dilation_matches_the_26_neighbourhood():
+    from vatcodec.codec.extract import _dilate26
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((17, 12, 9)) > 0.97
+    got = _dilate26(mask, 2)
+    idx = np.argwhere(mask)
+    want = np.zeros_like(mask)
+    for i, j, k in idx:
+        want[max(i - 2, 0) : i + 3, max(j - 2, 0) : j + 3, max(k - 2, 0) : k + 3] = True
+    assert np.array_equal(got, want)

@@ -117,3 +117,20 @@ def test_vat_l_builds_and_runs_forward_backward():
     assert [t.shape[1] for t in out["indices"]] == [1, 4, 9, 16, 25, 36, 64, 100, 169, 196, 576, 1024]
     assert model.encoder.point_queries_QD.grad is not None
     assert n_params > 100e6
+
+
+@pytest.mark.parametrize("config_name", ["vat-tiny", "vat-s"])
+def test_inference_query_equals_training_query(config_name):
+    """The decoder's no-grad query path (used by the codec) gives the training path's logits, bit for bit."""
+    torch.manual_seed(0)
+    net = VAT(get_config(config_name)).eval()
+    for p in net.decoder.mlp.parameters():  # non-trivial MLP weights, not just the init
+        p.data.add_(torch.randn_like(p) * 0.1)
+    zhat_BKC = torch.randn(2, net.cfg.num_latents, net.cfg.latent_dim)
+    points_BM3 = torch.rand(2, 3000, 3) - 0.5
+    with torch.enable_grad():
+        planes = net.decoder.planes(zhat_BKC)
+        train_BM = net.decoder.query(planes, points_BM3)
+    with torch.no_grad():
+        infer_BM = net.decoder.query([p.detach() for p in planes], points_BM3)
+    assert torch.equal(train_BM.detach(), infer_BM)

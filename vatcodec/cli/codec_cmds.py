@@ -144,6 +144,16 @@ def _encode_batch(meshes: list[str], out_dir: str, jobs: int, options: dict) -> 
         raise typer.Exit(EXIT_USER_ERROR)
 
 
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="auto|cpu|cuda",
+        help="Where the model runs; auto takes a CUDA GPU when torch sees one.",
+    ),
+]
+
+
 @command("encode")
 def encode_cmd(
     meshes: Annotated[
@@ -207,6 +217,7 @@ def encode_cmd(
         typer.Option("--seed", metavar="N", help="Seed of all sampling; the same seed gives the same bytes."),
     ] = 0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="J", help="Encode J files at once.")] = 1,
+    device: DeviceOption = "cpu",
     model: ModelOption = None,
 ) -> None:
     """Compress meshes into .vat files; the same input always gives the same bytes."""
@@ -221,6 +232,7 @@ def encode_cmd(
         "time_limit": time_limit,
         "quality": quality,
         "seed": seed,
+        "device": device,
     }
     if len(meshes) == 1 and not Path(output).is_dir():
         _encode_one_file(meshes[0], output, options)
@@ -230,10 +242,17 @@ def encode_cmd(
 
 @command("decode")
 def decode_cmd(
-    file: Annotated[str, typer.Argument(metavar="IN.vat", help="A .vat file; '-' reads stdin.")],
+    files: Annotated[
+        list[str], typer.Argument(metavar="IN.vat", help="One or more .vat files; '-' reads stdin.")
+    ],
     output: Annotated[
         str,
-        typer.Option("--output", "-o", metavar="OUT", help="Output mesh: .obj, .ply, .stl, .glb or .off."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="OUT",
+            help="Output mesh (.obj .ply .stl .glb .off), or a folder for several inputs.",
+        ),
     ],
     resolution: Annotated[
         int, typer.Option("--resolution", "-r", metavar="R", help="Marching-cubes cells per axis.")
@@ -244,14 +263,29 @@ def decode_cmd(
     faces: Annotated[
         int | None, typer.Option("--faces", metavar="F", help="Decimate the mesh to about F triangles.")
     ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="SUFFIX", help="Mesh format of a folder's files, e.g. .ply.")
+    ] = ".obj",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="J", help="Decode J files at once.")] = 1,
+    device: DeviceOption = "cpu",
     model: ModelOption = None,
 ) -> None:
-    """Reconstruct a mesh from a .vat file, in its original position and size."""
+    """Reconstruct meshes from .vat files, in their original position and size."""
     from pathlib import Path
 
-    from vatcodec.codec import decode
+    options = {"resolution": resolution, "scales": scales, "faces": faces}
+    if len(files) == 1 and not Path(output).is_dir():
+        _decode_one_file(files[0], output, options, device, model)
+    else:
+        _decode_batch(files, output, fmt if fmt.startswith(".") else "." + fmt, jobs, options, device, model)
+
+
+def _decode_one_file(file: str, output: str, options: dict, device: str, model) -> None:
+    from pathlib import Path
+
+    from vatcodec.codec.decoding import decode_arrays
     from vatcodec.fileio import read_input_bytes
-    from vatcodec.geometry.mesh_io import SAVE_SUFFIXES, save_mesh
+    from vatcodec.geometry.mesh_write import SAVE_SUFFIXES, write_mesh
 
     # Check the destination first: decoding takes seconds, and its result must not be thrown away.
     target = Path(output)
@@ -260,6 +294,44 @@ def decode_cmd(
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         fail(f"cannot write {output}: directory {parent} does not exist")
-    mesh = decode(read_input_bytes(file), model=model, scales=scales, resolution=resolution, faces=faces)
-    save_mesh(mesh, target)
-    console.print(Text(f"{output}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces"), soft_wrap=True)
+    vertices_N3, faces_F3 = decode_arrays(read_input_bytes(file), model=model, device=device, **options)
+    write_mesh(vertices_N3, faces_F3, target)
+    console.print(Text(f"{output}: {len(vertices_N3)} vertices, {len(faces_F3)} faces"), soft_wrap=True)
+
+
+def _decode_batch(
+    files: list[str], out_dir: str, suffix: str, jobs: int, options: dict, device, model
+) -> None:
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vatcodec.codec.batch import decode_many
+
+    if out_dir == "-" or "-" in files:
+        fail("several inputs need -o FOLDER and files, not stdin or stdout")
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        fail(f"-o {out_dir}: several inputs need a folder, and this is a file")
+    results = decode_many(files, folder, suffix=suffix, jobs=jobs, model=model, device=device, **options)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create folder {out_dir}: {exc.strerror or exc}")
+    err_console = Console(stderr=True)
+    columns = (TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    failed = 0
+    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("decode", total=len(files))
+        for result in results:
+            if not result.ok:
+                failed += 1
+                line = f"error: {result.source}: {result.error}"
+                if err_console.is_terminal:
+                    bar.console.print(Text(line), soft_wrap=True)
+                else:
+                    typer.echo(line, err=True)
+            bar.advance(task)
+    console.print(Text(f"decoded {len(files) - failed} of {len(files)} files into {out_dir}"), soft_wrap=True)
+    if failed:
+        raise typer.Exit(EXIT_USER_ERROR)

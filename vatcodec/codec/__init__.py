@@ -9,13 +9,16 @@ import importlib
 from typing import TYPE_CHECKING
 
 _API = {
+    "DecodeResult": "batch",
     "EncodeResult": "batch",
     "batch_outputs": "batch",
+    "decode_many": "batch",
     "encode_many": "batch",
     "MAX_RESOLUTION": "decoding",
     "MIN_RESOLUTION": "decoding",
     "QUALITY_RESOLUTION": "decoding",
     "decode": "decoding",
+    "decode_arrays": "decoding",
     "measure_fscore": "decoding",
     "CODER_CHOICES": "encoding",
     "EFFORT_LEVELS": "encoding",
@@ -30,11 +33,13 @@ _API = {
     "model_id_of": "models",
     "tables_of": "models",
     "resolve_model": "models",
+    "resolve_device": "models",
     "pack_smallest": "encoding",
 }
 __all__ = [
     "CODER_CHOICES",
     "DEFAULT_MODEL_NAME",
+    "DecodeResult",
     "EFFORT_LEVELS",
     "EncodeResult",
     "MAX_RESOLUTION",
@@ -45,6 +50,8 @@ __all__ = [
     "batch_outputs",
     "clear_model_cache",
     "decode",
+    "decode_arrays",
+    "decode_many",
     "default_model_path",
     "encode",
     "encode_many",
@@ -53,17 +60,19 @@ __all__ = [
     "model_id_of",
     "pack_smallest",
     "recode",
+    "resolve_device",
     "resolve_model",
     "tables_of",
 ]
 
 if TYPE_CHECKING:
-    from vatcodec.codec.batch import EncodeResult, batch_outputs, encode_many
+    from vatcodec.codec.batch import DecodeResult, EncodeResult, batch_outputs, decode_many, encode_many
     from vatcodec.codec.decoding import (
         MAX_RESOLUTION,
         MIN_RESOLUTION,
         QUALITY_RESOLUTION,
         decode,
+        decode_arrays,
         measure_fscore,
     )
     from vatcodec.codec.encoding import (
@@ -80,6 +89,7 @@ if TYPE_CHECKING:
         default_model_path,
         get_model,
         model_id_of,
+        resolve_device,
         resolve_model,
         tables_of,
     )

@@ -1,4 +1,4 @@
-"""Many meshes in one call (`encode_many`): one worker process per job, each with its own model copy."""
+"""Many files in one call (`encode_many`, `decode_many`): one worker process per job, each with its own model."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from vatcodec.codec.models import resolve_model
 from vatcodec.errors import VatError
 
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Callable
 
 
 # --- batches ----------------------------------------------------------------------------------------------------
@@ -48,15 +48,32 @@ class EncodeResult:
         return self.error is None
 
 
-def batch_outputs(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike) -> list[Path]:
-    """`out_dir/<stem>.vat` per input; refuses two inputs that would write the same file.
+@dataclasses.dataclass(frozen=True)
+class DecodeResult:
+    """Outcome of one file of a decode batch: the mesh written, or the one-line reason it failed."""
+
+    source: str
+    output: str | None = None
+    vertices: int = 0
+    faces: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def batch_outputs(
+    paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, suffix: str = ".vat"
+) -> list[Path]:
+    """`out_dir/<stem><suffix>` per input; refuses two inputs that would write the same file.
 
     Raises:
         VatError: two inputs share a file name stem.
     """
     outputs, seen = [], {}
     for p in paths:
-        out = Path(out_dir) / (Path(p).stem + ".vat")
+        out = Path(out_dir) / (Path(p).stem + suffix)
         if out in seen:
             raise VatError(f"{seen[out]} and {p} would both be written to {out}; rename one of them")
         seen[out] = p
@@ -84,18 +101,35 @@ def _encode_one(src: str, dst: str, model, options: dict) -> EncodeResult:
     )
 
 
+def _decode_one(src: str, dst: str, model, options: dict) -> DecodeResult:
+    from vatcodec.codec.decoding import decode_arrays
+    from vatcodec.fileio import read_input_bytes
+    from vatcodec.geometry.mesh_write import write_mesh
+
+    try:
+        vertices_N3, faces_F3 = decode_arrays(read_input_bytes(src), model=model, **options)
+        write_mesh(vertices_N3, faces_F3, dst)
+    except VatError as exc:
+        return DecodeResult(source=src, error=" ".join(str(exc).split()))
+    return DecodeResult(source=src, output=dst, vertices=len(vertices_N3), faces=len(faces_F3))
+
+
 _worker_model = None
 
 
-def _worker_init(model, jobs: int) -> None:
+def _worker_init(model, jobs: int, device: str | None = None) -> None:
     global _worker_model
     # Share the cores among the workers instead of each one taking all of them.
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
-    _worker_model = resolve_model(model)
+    _worker_model = resolve_model(model, device)
 
 
 def _worker_encode(src: str, dst: str, options: dict) -> EncodeResult:
     return _encode_one(src, dst, _worker_model, options)
+
+
+def _worker_decode(src: str, dst: str, options: dict) -> DecodeResult:
+    return _decode_one(src, dst, _worker_model, options)
 
 
 def encode_many(
@@ -120,7 +154,7 @@ def encode_many(
     dsts = [str(d) for d in batch_outputs(srcs, out_dir)]
     if jobs < 1:
         raise VatError(f"jobs must be >= 1, got {jobs}")
-    net = resolve_model(model)
+    net = resolve_model(model, options.get("device"))
     _check_options(net, options.get("scales"), options.get("max_bytes"), options.get("coder", "auto"))
     _check_effort_options(
         options.get("effort", 0),
@@ -132,19 +166,51 @@ def encode_many(
         return (_encode_one(src, dst, net, options) for src, dst in zip(srcs, dsts, strict=True))
     # Workers load the checkpoint by path when there is one, else get the model pickled.
     spec = model if model is None or isinstance(model, (str, os.PathLike)) else net
-    return _encode_parallel(srcs, dsts, spec, min(jobs, len(srcs)), options)
+    return _parallel(_worker_encode, srcs, dsts, (spec, min(jobs, len(srcs)), options.get("device")), options)
 
 
-def _encode_parallel(
-    srcs: list[str], dsts: list[str], spec, workers: int, options: dict
-) -> Iterator[EncodeResult]:
+def decode_many(
+    paths: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    suffix: str = ".obj",
+    jobs: int = 1,
+    model=None,
+    device: str | None = None,
+    **options,
+) -> Iterator[DecodeResult]:
+    """Decode several .vat files into `out_dir/<stem><suffix>` in one process (or `jobs` workers).
+
+    The start-up (imports, model load) is paid once per worker instead of once per file. A file that fails
+    is reported in its result and skipped. `options` are `decode`'s keyword arguments (resolution, scales,
+    faces), checked here before the first file is read.
+
+    Raises:
+        VatError: bad options or suffix, the model cannot be loaded, or two inputs would write the same output.
+    """
+    from vatcodec.codec.decoding import check_decode_options
+    from vatcodec.geometry.mesh_write import SAVE_SUFFIXES
+
+    if suffix.lower() not in SAVE_SUFFIXES:
+        raise VatError(f"cannot write meshes as {suffix!r} (supported: {' '.join(SAVE_SUFFIXES)})")
+    srcs = [str(p) for p in paths]
+    dsts = [str(d) for d in batch_outputs(srcs, out_dir, suffix)]
+    if jobs < 1:
+        raise VatError(f"jobs must be >= 1, got {jobs}")
+    check_decode_options(options.get("resolution", 256), options.get("scales"), options.get("faces"))
+    net = resolve_model(model, device)
+    if jobs == 1 or len(srcs) <= 1:
+        return (_decode_one(src, dst, net, options) for src, dst in zip(srcs, dsts, strict=True))
+    spec = model if model is None or isinstance(model, (str, os.PathLike)) else net
+    return _parallel(_worker_decode, srcs, dsts, (spec, min(jobs, len(srcs)), device), options)
+
+
+def _parallel(work: Callable, srcs: list[str], dsts: list[str], init: tuple, options: dict) -> Iterator:
     import multiprocessing
 
     # "spawn": forking after torch has started its thread pool can deadlock.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_worker_init, initargs=(spec, workers)
-    ) as pool:
-        futures = [pool.submit(_worker_encode, s, d, options) for s, d in zip(srcs, dsts, strict=True)]
+    with ProcessPoolExecutor(init[1], mp_context=ctx, initializer=_worker_init, initargs=init) as pool:
+        futures = [pool.submit(work, s, d, options) for s, d in zip(srcs, dsts, strict=True)]
         for fut in as_completed(futures):
             yield fut.result()

@@ -30,7 +30,14 @@ from vatcodec.codec.decoding import (
     _check_file_matches,
     _fscore,
 )
-from vatcodec.codec.models import as_mesh, file_model_id, model_id_of, resolve_model, tables_of
+from vatcodec.codec.models import (
+    as_mesh,
+    device_of,
+    file_model_id,
+    model_id_of,
+    resolve_model,
+    tables_of,
+)
 from vatcodec.errors import VatError
 
 if TYPE_CHECKING:
@@ -102,6 +109,7 @@ def encode(
     quality: float | None = None,
     quality_resolution: int = QUALITY_RESOLUTION,
     progress=None,
+    device: str | None = None,
 ) -> bytes:
     """Compress a mesh into .vat bytes; the same input, model and options always give the same bytes.
 
@@ -131,6 +139,8 @@ def encode(
             ends the bisection early returns the smallest file found that reaches it.
         quality_resolution: marching-cubes resolution at which `quality` measures F.
         progress: called as `progress(fraction, what)` while effort or quality work runs.
+        device: where the encoder runs for the shipped or a named model: "cpu" (default), "cuda" or "auto".
+            Effort 1-3 and `quality` run on the CPU only.
 
     Raises:
         MeshError: the mesh cannot be loaded or is invalid.
@@ -141,17 +151,21 @@ def encode(
 
     start = time.monotonic()
     deadline = None if time_limit is None else start + time_limit
-    net = resolve_model(model)
+    net = resolve_model(model, device)
     cfg = net.cfg
     _check_options(net, scales, max_bytes, coder)
     _check_effort_options(effort, time_limit, quality, quality_resolution)
+    dev = device_of(net)
+    if dev.type != "cpu" and (effort > 0 or quality is not None):
+        raise VatError("--effort 1-3 and --quality run on the CPU only; use --device cpu with them")
     unit, norm = normalize_mesh(as_mesh(mesh_or_path))
     points_N3, normals_N3 = sample_surface(unit, cfg.num_points, seed)
     surface_1N6 = torch.from_numpy(np.concatenate([points_N3, normals_N3], axis=1).astype(np.float32))[None]
     mu_1KC = None
     if effort == 0:
         with torch.inference_mode():
-            indices = [t[0].numpy().astype(np.int64) for t in net.encode(surface_1N6)]  # per scale (L_s,)
+            per_scale = net.encode(surface_1N6.to(dev))
+            indices = [t[0].cpu().numpy().astype(np.int64) for t in per_scale]  # per scale (L_s,)
     else:
         with torch.no_grad():  # not inference mode: the refinement builds autograd graphs on mu
             mu_1KC, _ = net.encoder(surface_1N6)

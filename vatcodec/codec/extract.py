@@ -15,16 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import mcubes
 import numpy as np
 import torch
-from scipy import ndimage
 
 Field = Callable[[torch.Tensor], torch.Tensor]  # points (1, M, 3) in the unit cube -> logits (1, M)
 
 DEFAULT_PADDING = 0.02  # the grid spans [-0.5 - p, 0.5 + p]: shapes touching the unit cube stay closed
 DEFAULT_BATCH = 131_072  # points per field call: bounds the decoder's activation memory
-_CUBE = np.ones((3, 3, 3), dtype=bool)  # dilation reaches the 26 neighbours, diagonal ones included
 
 
 @dataclass(frozen=True)
@@ -144,6 +141,53 @@ def _sign_change_cells(inside: np.ndarray) -> np.ndarray:
     return _pairwise(inside, np.logical_or) & ~_pairwise(inside, np.logical_and)
 
 
+def _dilate26(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """Binary dilation by the 3x3x3 cube (all 26 neighbours), `iterations` times: separable, so axis by axis."""
+    out = mask.copy()
+    for _ in range(iterations):
+        for axis in range(3):
+            lo = [slice(None)] * 3
+            hi = [slice(None)] * 3
+            lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+            shifted = out.copy()
+            shifted[tuple(lo)] |= out[tuple(hi)]
+            shifted[tuple(hi)] |= out[tuple(lo)]
+            out = shifted
+    return out
+
+
+def _marching_cubes():
+    """PyMCubes' compiled `marching_cubes`, loaded without the package's `__init__`.
+
+    `import mcubes` also imports its smoothing module, and with it SciPy: 0.3 s of a decode's start-up for
+    a function we never call. Falls back to the normal import if the extension cannot be found.
+    """
+    global _MC
+    if _MC is None:
+        try:
+            import importlib.machinery
+            import importlib.util
+            from pathlib import Path
+
+            spec = importlib.util.find_spec("mcubes")
+            folder = Path(next(iter(spec.submodule_search_locations)))
+            path = next(
+                p for p in folder.iterdir() if p.name.startswith("_mcubes.") and p.suffix in (".so", ".pyd")
+            )
+            loader = importlib.machinery.ExtensionFileLoader("mcubes._mcubes", str(path))
+            module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+            loader.exec_module(module)
+            _MC = module.marching_cubes
+        except Exception:  # noqa: BLE001 - any layout surprise: the ordinary import works, only slower
+            import mcubes
+
+            _MC = mcubes.marching_cubes
+    return _MC
+
+
+_MC = None
+
+
 def _upsample2(values: np.ndarray) -> np.ndarray:
     """Point grid n^3 -> (2n-1)^3; old points keep their values, new ones copy a coarse neighbour.
 
@@ -255,7 +299,7 @@ def occupancy_grid(
         # The last refinement takes no margin: the closure pass below follows the surface from there,
         # which gives the same mesh with about 40% fewer queries.
         if margin > 0 and lvl < k and near.any():
-            near = ndimage.binary_dilation(near, structure=_CUBE, iterations=margin)
+            near = _dilate26(near, margin)
         near_C3 = np.argwhere(near)
         values = _upsample2(values)
         grown = np.zeros(values.shape, dtype=bool)
@@ -319,7 +363,7 @@ def grid_to_mesh(values: np.ndarray, spec: GridSpec, level: float = 0.0) -> tupl
     lo = [max(int(s[0]) - 1, 0) for s in spans]
     hi = [min(int(s[-1]) + 2, n) for s, n in zip(spans, values.shape, strict=True)]
     box = values[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    verts_N3, faces_F3 = mcubes.marching_cubes(np.ascontiguousarray(box), float(level))
+    verts_N3, faces_F3 = _marching_cubes()(np.ascontiguousarray(box), float(level))
     verts_N3 = spec.lo + (verts_N3 + np.asarray(lo)) * spec.spacing
     return verts_N3, faces_F3.astype(np.int64)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from vatcodec.errors import VatError
 
 if TYPE_CHECKING:
+    import torch
     import trimesh
 
     from vatcodec.model.tokenizer import VAT
@@ -23,11 +24,33 @@ def default_model_path() -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(path: str, mtime_ns: int, size: int) -> VAT:
+def _load_cached(path: str, mtime_ns: int, size: int, device: str = "cpu") -> VAT:
     # mtime and size are in the key so a checkpoint rewritten in place is loaded again.
     from vatcodec.model.checkpoint import load_model
 
-    return load_model(path)
+    net = load_model(path)
+    return net if device == "cpu" else net.to(device)
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str | None) -> str:
+    """'cpu' or 'cuda' for a `--device` value: auto picks a CUDA GPU when torch sees one.
+
+    Raises:
+        VatError: an unknown name, or cuda without a CUDA GPU.
+    """
+    import torch
+
+    device = (device or "cpu").lower()
+    if device not in DEVICES:
+        raise VatError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise VatError(f"--device cuda: torch {torch.__version__} sees no CUDA GPU; use --device cpu")
+    return device
 
 
 def clear_model_cache() -> None:
@@ -35,8 +58,8 @@ def clear_model_cache() -> None:
     _load_cached.cache_clear()
 
 
-def get_model(path: str | os.PathLike | None = None) -> VAT:
-    """The model of a checkpoint (the shipped default when `path` is None), loaded once per process.
+def get_model(path: str | os.PathLike | None = None, device: str = "cpu") -> VAT:
+    """The model of a checkpoint (the shipped default when `path` is None), loaded once per process and device.
 
     Raises:
         VatError: the checkpoint is missing or unreadable.
@@ -50,15 +73,26 @@ def get_model(path: str | os.PathLike | None = None) -> VAT:
         st = path.resolve().stat()
     except OSError:
         raise VatError(f"model checkpoint not found: {path}") from None
-    return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+    return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size, device)
 
 
-def resolve_model(model) -> VAT:
+def resolve_model(model, device: str | None = None) -> VAT:
+    """A VAT for a codec call: `model` itself, or the checkpoint it names (None: the shipped one) on `device`."""
     if model is None or isinstance(model, (str, os.PathLike)):
-        return get_model(model)
+        return get_model(model, resolve_device(device))
     if not hasattr(model, "cfg") or not callable(getattr(model, "encode", None)):
         raise TypeError(f"model must be a VAT, a checkpoint path or None, got {type(model).__name__}")
     return model
+
+
+def device_of(model) -> torch.device:
+    """The device of a model's parameters (the CPU for a model-like object without any)."""
+    import torch
+
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device("cpu")
 
 
 def model_id_of(model: VAT) -> bytes:

@@ -5,15 +5,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import trimesh
 
 from vatcodec.errors import MeshError
-from vatcodec.fileio import atomic_write_bytes
+from vatcodec.geometry.mesh_write import SAVE_SUFFIXES, write_mesh
+
+if TYPE_CHECKING:
+    import trimesh
+
+# trimesh (and the networkx and SciPy it pulls in: about 0.9 s) is imported only by the functions that need it,
+# so that decoding, which only writes meshes, never loads it.
 
 SUPPORTED_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
-SAVE_SUFFIXES = (".obj", ".ply", ".stl", ".glb", ".off")
+__all__ = ["SAVE_SUFFIXES", "SUPPORTED_SUFFIXES", "Normalization", "load_mesh", "normalize_mesh", "save_mesh"]
 
 # Formats that are plain text: binary garbage in them is a parse failure, even though trimesh's
 # OBJ reader silently returns an empty scene for it.
@@ -69,6 +75,8 @@ def _looks_binary(head: bytes) -> bool:
 
 def _scene_parts(scene: trimesh.Scene, path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     """Returns (vertices, faces) of every triangle geometry instance, in world coordinates."""
+    import trimesh
+
     parts = []
     for node in scene.graph.nodes_geometry:
         transform, geom_name = scene.graph[node]
@@ -100,6 +108,8 @@ def load_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
     Raises:
         MeshError: the file is missing, unreadable, of unknown format, or fails validation.
     """
+    import trimesh
+
     path = Path(path)
     _check_readable(path)
     try:
@@ -161,6 +171,8 @@ def normalize_mesh(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, Normalizatio
     Only vertices referenced by faces define the box, so stray unused vertices cannot shrink
     the shape.
     """
+    import trimesh
+
     validate_mesh(mesh)
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     used = vertices[np.unique(mesh.faces)]
@@ -177,12 +189,4 @@ def save_mesh(mesh: trimesh.Trimesh, path: str | os.PathLike) -> None:
         MeshError: unsupported suffix.
         VatError: the destination cannot be written.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SAVE_SUFFIXES:
-        raise MeshError(f"cannot save mesh as '{path.suffix}' (supported: {' '.join(SAVE_SUFFIXES)})")
-    out = trimesh.Trimesh(vertices=np.asarray(mesh.vertices), faces=np.asarray(mesh.faces), process=False)
-    data = out.export(file_type=suffix[1:])
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    atomic_write_bytes(path, data)  # temp file + rename, keeps normal file permissions
+    write_mesh(np.asarray(mesh.vertices), np.asarray(mesh.faces), path)
