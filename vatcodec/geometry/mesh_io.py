@@ -11,6 +11,7 @@ import numpy as np
 
 from vatcodec.errors import MeshError
 from vatcodec.geometry.mesh_write import SAVE_SUFFIXES, write_mesh
+from vatcodec.geometry.text_encoding import TEXT_SUFFIXES, TextEncodingError, bom_codec, utf8_source
 
 if TYPE_CHECKING:
     import trimesh
@@ -61,8 +62,30 @@ def _check_readable(path: Path) -> None:
             head = f.read(65536)
     except OSError as e:
         raise MeshError(f"cannot read mesh file {path}: {e.strerror or e}") from None
-    if suffix in _TEXT_SUFFIXES and _looks_binary(head):
+    if suffix in _TEXT_SUFFIXES and bom_codec(head) != "utf-16" and _looks_binary(head):
         raise MeshError(f"cannot parse {path}: binary data in a text {suffix} file")
+
+
+def _parser_input(path: Path):
+    """What trimesh should read: the path itself, or the file's text re-encoded as UTF-8 (see text_encoding)."""
+    import io
+
+    suffix = path.suffix.lower()
+    if suffix not in TEXT_SUFFIXES:
+        return str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise MeshError(f"cannot read mesh file {path}: {e.strerror or e}") from None
+    try:
+        text = utf8_source(raw, suffix)
+    except TextEncodingError as e:
+        raise MeshError(f"cannot decode {path}: {e}") from None
+    if text is None:
+        return str(path)
+    if suffix in _TEXT_SUFFIXES and _looks_binary(text[:65536]):
+        raise MeshError(f"cannot parse {path}: binary data in a text {suffix} file")
+    return io.BytesIO(text)
 
 
 def _looks_binary(head: bytes) -> bool:
@@ -112,10 +135,21 @@ def load_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
 
     path = Path(path)
     _check_readable(path)
+    source = _parser_input(path)
     try:
         # Bad coordinates make trimesh's normal computation warn; validation reports them instead.
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            scene = trimesh.load_scene(str(path), process=False, skip_materials=True)
+            if isinstance(source, str):
+                scene = trimesh.load_scene(source, process=False, skip_materials=True)
+            else:  # re-encoded text: the folder still resolves what the file refers to (glTF buffers)
+                resolver = trimesh.resolvers.FilePathResolver(str(path))
+                scene = trimesh.load_scene(
+                    source,
+                    file_type=path.suffix.lower()[1:],
+                    resolver=resolver,
+                    process=False,
+                    skip_materials=True,
+                )
     except Exception as e:  # noqa: BLE001 - trimesh raises anything on malformed input
         detail = " ".join(str(e).split()) or type(e).__name__
         raise MeshError(f"cannot parse {path}: {detail[:200]}") from None
