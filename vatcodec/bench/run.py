@@ -7,13 +7,13 @@ interrupted run resumes where it stopped. Reports and plots are drawn from that 
 from __future__ import annotations
 
 import json
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vatcodec.errors import VatError
+from vatcodec.threads import choose_threads
 
 BUDGETS = (256, 512, 1024, 2048, 4096, 8192)
 QUICK_BUDGETS = (512, 2048)
@@ -34,6 +34,7 @@ class BenchOptions:
     resolution: int = 256  # marching-cubes resolution of our decodes
     occupancy: bool = True  # also measure the tokenizer's Accuracy / IoU / NSA / CS-IoU
     jobs: int = 1  # worker processes
+    threads: int | None = None  # torch threads per worker; None: vatcodec.threads' policy
     limit: int = 0  # only the first N meshes (sorted by path); 0 = all
     gallery: int = 3  # meshes in the gallery image; 0 = none
     plots: bool = True  # draw PNG/SVG plots
@@ -186,7 +187,7 @@ def run_bench(opts: BenchOptions, progress: bool = True) -> dict:
     cache = out / "rows.jsonl"
     done = {(r["mesh"], r["codec"]) for r in _read_cache(cache)}
     todo = [j for j in _jobs(opts, paths, root, schedules) if (j["mesh"], j["codec"]) not in done]
-    threads = max(1, (os.cpu_count() or 1) // opts.jobs)
+    threads = choose_threads(opts.threads, opts.jobs)
     bar = Progress(
         TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
         TimeElapsedColumn(), disable=not progress,

@@ -102,6 +102,16 @@ ModelOption = Annotated[
 ]
 
 
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        metavar="N",
+        help="torch threads per process; default: OMP_NUM_THREADS, else the cores free right now (shared by --jobs).",
+    ),
+]
+
+
 class LazyBar:
     """A progress bar on stderr that appears only once the work has taken more than a second."""
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from vatcodec.cli.app import command, console, fail
+from vatcodec.cli.app import ThreadsOption, command, console, fail
 
 
 def _int_list(text: str | None, flag: str) -> tuple[int, ...]:
@@ -58,6 +58,7 @@ def bench_cmd(
         int, typer.Option("--gallery", metavar="N", help="Meshes in gallery.png (0: none).")
     ] = 3,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw rd_*.png/svg.")] = True,
+    threads: ThreadsOption = None,
 ) -> None:
     """Rate-distortion of our codec against simplify+Draco and voxels+zstd; resumes from OUT/rows.jsonl."""
     from vatcodec.bench import BenchOptions, run_bench
@@ -76,6 +77,7 @@ def bench_cmd(
         resolution=resolution,
         occupancy=occupancy,
         jobs=jobs,
+        threads=threads,
         limit=limit,
         gallery=gallery,
         plots=plots,

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vatcodec.cli.app import EXIT_USER_ERROR, LazyBar, ModelOption, command, console, fail
+from vatcodec.cli.app import EXIT_USER_ERROR, LazyBar, ModelOption, ThreadsOption, command, console, fail
 
 # --- info -------------------------------------------------------------------------------------
 
@@ -218,10 +218,13 @@ def encode_cmd(
     ] = 0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="J", help="Encode J files at once.")] = 1,
     device: DeviceOption = "cpu",
+    threads: ThreadsOption = None,
     model: ModelOption = None,
 ) -> None:
     """Compress meshes into .vat files; the same input always gives the same bytes."""
     from pathlib import Path
+
+    from vatcodec.threads import choose_threads, use_threads
 
     options = {
         "model": model,
@@ -235,9 +238,10 @@ def encode_cmd(
         "device": device,
     }
     if len(meshes) == 1 and not Path(output).is_dir():
+        use_threads(threads)
         _encode_one_file(meshes[0], output, options)
     else:
-        _encode_batch(meshes, output, jobs, options)
+        _encode_batch(meshes, output, jobs, {**options, "threads": choose_threads(threads, jobs)})
 
 
 @command("decode")
@@ -268,16 +272,22 @@ def decode_cmd(
     ] = ".obj",
     jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="J", help="Decode J files at once.")] = 1,
     device: DeviceOption = "cpu",
+    threads: ThreadsOption = None,
     model: ModelOption = None,
 ) -> None:
     """Reconstruct meshes from .vat files, in their original position and size."""
     from pathlib import Path
 
+    from vatcodec.threads import choose_threads, use_threads
+
     options = {"resolution": resolution, "scales": scales, "faces": faces}
     if len(files) == 1 and not Path(output).is_dir():
+        use_threads(threads)
         _decode_one_file(files[0], output, options, device, model)
     else:
-        _decode_batch(files, output, fmt if fmt.startswith(".") else "." + fmt, jobs, options, device, model)
+        suffix = fmt if fmt.startswith(".") else "." + fmt
+        options["threads"] = choose_threads(threads, jobs)
+        _decode_batch(files, output, suffix, jobs, options, device, model)
 
 
 def _decode_one_file(file: str, output: str, options: dict, device: str, model) -> None:

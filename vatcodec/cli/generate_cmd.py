@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from vatcodec.cli.app import ModelOption, command, console
+from vatcodec.cli.app import ModelOption, ThreadsOption, command, console
 from vatcodec.generation.config import DEFAULT_CFG, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P
 
 
@@ -83,10 +83,14 @@ def generate_cmd(
             "--dino", metavar="DIR", help="Local DINOv2 folder, for generators trained with DINOv2."
         ),
     ] = None,
+    threads: ThreadsOption = None,
     model: ModelOption = None,
 ) -> None:
     """Sample new shapes for an image as .vat files (decodable by `vatcodec decode`)."""
     from vatcodec.generation.generate import generate_to_files
+    from vatcodec.threads import use_threads
+
+    use_threads(threads)
 
     rows = generate_to_files(
         image, output, mesh=mesh, resolution=resolution, tokenizer=model, model=generator, num_samples=num_samples,

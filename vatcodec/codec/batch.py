@@ -24,6 +24,7 @@ from vatcodec.codec.encoding import (
 )
 from vatcodec.codec.models import resolve_model
 from vatcodec.errors import VatError
+from vatcodec.threads import choose_threads, use_threads
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -117,10 +118,10 @@ def _decode_one(src: str, dst: str, model, options: dict) -> DecodeResult:
 _worker_model = None
 
 
-def _worker_init(model, jobs: int, device: str | None = None) -> None:
+def _worker_init(model, threads: int, device: str | None = None) -> None:
     global _worker_model
-    # Share the cores among the workers instead of each one taking all of them.
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    # The parent shares the free cores among the workers instead of each one taking all of them.
+    torch.set_num_threads(threads)
     _worker_model = resolve_model(model, device)
 
 
@@ -138,13 +139,15 @@ def encode_many(
     *,
     jobs: int = 1,
     model=None,
+    threads: int | None = None,
     **options,
 ) -> Iterator[EncodeResult]:
     """Encode several meshes into `out_dir/<stem>.vat`, yielding one result per file as each finishes.
 
     A file that fails is reported in its result and skipped; the others are still written. `options` are
     `encode`'s keyword arguments (scales, max_bytes, coder, seed, effort, time_limit, quality, ...; a time
-    limit applies to each file). Everything that would fail every file is checked here, before the first
+    limit applies to each file). `threads`: torch threads per worker (default: the free cores shared among
+    the jobs, `vatcodec.threads`). Everything that would fail every file is checked here, before the first
     file is touched.
 
     Raises:
@@ -163,10 +166,14 @@ def encode_many(
         options.get("quality_resolution", QUALITY_RESOLUTION),
     )
     if jobs == 1 or len(srcs) <= 1:
+        if threads is not None:
+            use_threads(threads)
         return (_encode_one(src, dst, net, options) for src, dst in zip(srcs, dsts, strict=True))
     # Workers load the checkpoint by path when there is one, else get the model pickled.
     spec = model if model is None or isinstance(model, (str, os.PathLike)) else net
-    return _parallel(_worker_encode, srcs, dsts, (spec, min(jobs, len(srcs)), options.get("device")), options)
+    workers = min(jobs, len(srcs))
+    init = (spec, choose_threads(threads, workers), options.get("device"))
+    return _parallel(_worker_encode, srcs, dsts, workers, init, options)
 
 
 def decode_many(
@@ -177,13 +184,14 @@ def decode_many(
     jobs: int = 1,
     model=None,
     device: str | None = None,
+    threads: int | None = None,
     **options,
 ) -> Iterator[DecodeResult]:
     """Decode several .vat files into `out_dir/<stem><suffix>` in one process (or `jobs` workers).
 
     The start-up (imports, model load) is paid once per worker instead of once per file. A file that fails
     is reported in its result and skipped. `options` are `decode`'s keyword arguments (resolution, scales,
-    faces), checked here before the first file is read.
+    faces), checked here before the first file is read. `threads`: as in `encode_many`.
 
     Raises:
         VatError: bad options or suffix, the model cannot be loaded, or two inputs would write the same output.
@@ -200,17 +208,23 @@ def decode_many(
     check_decode_options(options.get("resolution", 256), options.get("scales"), options.get("faces"))
     net = resolve_model(model, device)
     if jobs == 1 or len(srcs) <= 1:
+        if threads is not None:
+            use_threads(threads)
         return (_decode_one(src, dst, net, options) for src, dst in zip(srcs, dsts, strict=True))
     spec = model if model is None or isinstance(model, (str, os.PathLike)) else net
-    return _parallel(_worker_decode, srcs, dsts, (spec, min(jobs, len(srcs)), device), options)
+    workers = min(jobs, len(srcs))
+    init = (spec, choose_threads(threads, workers), device)
+    return _parallel(_worker_decode, srcs, dsts, workers, init, options)
 
 
-def _parallel(work: Callable, srcs: list[str], dsts: list[str], init: tuple, options: dict) -> Iterator:
+def _parallel(
+    work: Callable, srcs: list[str], dsts: list[str], workers: int, init: tuple, options: dict
+) -> Iterator:
     import multiprocessing
 
     # "spawn": forking after torch has started its thread pool can deadlock.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(init[1], mp_context=ctx, initializer=_worker_init, initargs=init) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=init) as pool:
         futures = [pool.submit(work, s, d, options) for s, d in zip(srcs, dsts, strict=True)]
         for fut in as_completed(futures):
             yield fut.result()

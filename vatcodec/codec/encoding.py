@@ -163,7 +163,9 @@ def encode(
     surface_1N6 = torch.from_numpy(np.concatenate([points_N3, normals_N3], axis=1).astype(np.float32))[None]
     mu_1KC = None
     if effort == 0:
-        with torch.inference_mode():
+        from vatcodec.threads import one_thread
+
+        with torch.inference_mode(), one_thread():  # the same bytes for any thread count
             per_scale = net.encode(surface_1N6.to(dev))
             indices = [t[0].cpu().numpy().astype(np.int64) for t in per_scale]  # per scale (L_s,)
     else:
