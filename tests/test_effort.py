@@ -119,7 +119,8 @@ def test_same_seed_same_bytes(model, mesh):
 
 def test_a_tiny_time_limit_returns_quickly_and_a_valid_file(model, mesh, samples):
     start = time.monotonic()
-    data = codec.encode(mesh, model=model, effort=3, time_limit=0.2)
+    with pytest.warns(codec.TimeLimitWarning, match="reached its 0.2 s time limit"):
+        data = codec.encode(mesh, model=model, effort=3, time_limit=0.2)
     took = time.monotonic() - start
     assert took < 3.0  # the full effort 3 takes about 10 s on this model; sampling the oracle ~0.3 s
     assert unpack(data).num_scales == len(model.cfg.schedule)
@@ -185,7 +186,7 @@ def test_unreachable_quality_writes_the_best_file_and_warns(model, mesh):
     ("flag", "value", "message"),
     [
         ("--effort", "4", "effort must be one of 0, 1, 2, 3, got 4"),
-        ("--time-limit", "0", "time limit must be a positive number of seconds"),
+        ("--time-limit", "-1", "time limit must be a number of seconds >= 0"),
         ("--quality", "1.5", "quality must be an F-score in (0, 1]"),
     ],
 )
@@ -214,3 +215,26 @@ def test_cli_effort_seed_and_quality(ckpt, mesh, tmp_path):
     assert "F-score" in result.stdout
     info = runner.invoke(app, ["info", str(out)])
     assert info.exit_code == 0 and "F-score" in info.stdout
+
+
+def test_effort_levels_have_default_time_limits_and_zero_removes_them():
+    from vatcodec.codec.encoding import DEFAULT_TIME_LIMITS, effective_time_limit
+
+    assert effective_time_limit(0, None) is None
+    for level in (1, 2, 3):
+        assert effective_time_limit(level, None) == DEFAULT_TIME_LIMITS[level] > 0
+        assert effective_time_limit(level, 0) is None
+        assert effective_time_limit(level, 7) == 7.0
+    assert DEFAULT_TIME_LIMITS[1] < DEFAULT_TIME_LIMITS[2] < DEFAULT_TIME_LIMITS[3]
+
+
+def test_cli_says_where_the_time_limit_stopped_and_writes_the_file(ckpt, mesh, tmp_path):
+    src, out = tmp_path / "torus.obj", tmp_path / "torus.vat"
+    mesh.export(src)
+    args = ["encode", str(src), "-o", str(out), "--model", ckpt, "--effort", "3", "--time-limit", "0.2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: effort 3 reached its 0.2 s time limit")
+    assert "--time-limit 0" in lines[0]
+    assert unpack(out.read_bytes()).num_scales == len(unpack(out.read_bytes()).schedule)

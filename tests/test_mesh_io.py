@@ -216,3 +216,34 @@ def test_save_replaces_existing_file(tmp_path):
     save_mesh(trimesh.creation.box(), path)
     save_mesh(trimesh.creation.icosphere(subdivisions=0), path)
     assert len(load_mesh(path).faces) == 20
+
+
+@pytest.mark.parametrize("suffix", [".obj", ".ply", ".off", ".stl", ".glb"])
+def test_meshes_over_the_face_limit_are_refused_with_the_option_to_raise_it(tmp_path, suffix):
+    from vatcodec.geometry.mesh_write import write_mesh
+
+    torus = trimesh.creation.torus(1.0, 0.3, major_sections=16, minor_sections=8)  # 256 faces
+    path = tmp_path / f"t{suffix}"
+    write_mesh(torus.vertices, torus.faces, path)
+    with pytest.raises(MeshError, match=r"has 256 faces, more than the limit of 100 .*--max-faces"):
+        load_mesh(path, max_faces=100)
+    assert len(load_mesh(path, max_faces=256).faces) == 256
+    assert len(load_mesh(path, max_faces=None).faces) == 256
+
+
+def test_cli_max_faces(tmp_path):
+    from conftest import tiny_model
+    from typer.testing import CliRunner
+
+    from vatcodec.cli import EXIT_USER_ERROR, app
+    from vatcodec.model.checkpoint import save_checkpoint
+
+    ckpt = tmp_path / "tiny.safetensors"
+    save_checkpoint(ckpt, tiny_model(0))
+    src = tmp_path / "t.obj"
+    trimesh.creation.torus(1.0, 0.3, major_sections=16, minor_sections=8).export(src)
+    out = tmp_path / "t.vat"
+    args = ["encode", str(src), "-o", str(out), "--model", str(ckpt)]
+    result = CliRunner().invoke(app, [*args, "--max-faces", "100"])
+    assert result.exit_code == EXIT_USER_ERROR and "--max-faces" in result.stderr and not out.exists()
+    assert CliRunner().invoke(app, [*args, "--max-faces", "0"]).exit_code == 0

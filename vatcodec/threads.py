@@ -7,7 +7,8 @@ an effort-3 encode more than 5x (README, "Under load"). One thread per free core
 
 Order of precedence: an explicit `--threads N`; then OMP_NUM_THREADS, as for any OpenMP program; then the free
 cores: those this process may run on (`os.sched_getaffinity`) less the other processes running right now
-(Linux's instantaneous count in /proc/loadavg), at least 1, divided among `jobs` worker processes.
+(Linux's count of runnable tasks in /proc/loadavg, the least of five readings over 20 ms), at least 1, divided
+among `jobs` worker processes.
 """
 
 from __future__ import annotations
@@ -25,14 +26,24 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def running_elsewhere() -> int:
-    """Other processes (and threads) on a CPU or waiting for one right now; 0 where this cannot be known."""
-    try:
-        with open("/proc/loadavg") as f:
-            running = int(f.read().split()[3].split("/")[0])
-    except (OSError, ValueError, IndexError):
-        return 0
-    return max(0, running - 1)  # this process is running, reading the file
+def running_elsewhere(samples: int = 5, interval_s: float = 0.004) -> int:
+    """Other processes (and threads) on a CPU or waiting for one; 0 where this cannot be known.
+
+    The count is instantaneous, so a short-lived task (a kernel worker, a shell) can appear in one reading; a
+    busy competitor appears in all of them. The minimum of a few readings over ~20 ms keeps only the latter.
+    """
+    import time
+
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)  # less this process, reading it
+        except (OSError, ValueError, IndexError):
+            return 0
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return max(0, min(counts))
 
 
 def free_cores() -> int:

@@ -9,7 +9,7 @@ import importlib
 from vatcodec.cli.app import EXIT_INTERRUPTED, EXIT_USER_ERROR, app, command, console, fail, handle_errors
 
 # Imported in the order `vatcodec --help` lists the commands; importing a module registers its commands.
-for _module in ("codec_cmds", "bench_cmd", "generate_cmd"):
+for _module in ("codec_cmds", "view_cmd", "bench_cmd", "generate_cmd"):
     importlib.import_module(f"vatcodec.cli.{_module}")
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USER_ERROR", "app", "command", "console", "fail", "handle_errors"]

@@ -70,20 +70,20 @@ def info(
 def _encode_one_file(mesh: str, output: str, options: dict) -> None:
     import warnings
 
-    from vatcodec.codec import QualityWarning, encode
+    from vatcodec.codec import EncodeWarning, encode
     from vatcodec.codec.bitstream import header_info
     from vatcodec.fileio import atomic_write_bytes
 
     bar = LazyBar()
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", QualityWarning)
+            warnings.simplefilter("always", EncodeWarning)
             data = encode(mesh, progress=bar, **options)
     finally:
         bar.close()
     atomic_write_bytes(output, data)
     for w in caught:
-        if issubclass(w.category, QualityWarning):  # one line on stderr; the file is written all the same
+        if issubclass(w.category, EncodeWarning):  # one line on stderr; the file is written all the same
             typer.echo(f"warning: {' '.join(str(w.message).split())}", err=True)
         else:  # anything else keeps Python's usual display
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -199,7 +199,7 @@ def encode_cmd(
             "--time-limit",
             metavar="S",
             help="Stop refining after S seconds per file and keep the best tokens so far (the bytes then"
-            " depend on the machine's speed).",
+            " depend on the machine's speed). Default for effort 1/2/3: 10/30/75 s; 0: no limit.",
         ),
     ] = None,
     quality: Annotated[
@@ -217,6 +217,14 @@ def encode_cmd(
         typer.Option("--seed", metavar="N", help="Seed of all sampling; the same seed gives the same bytes."),
     ] = 0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="J", help="Encode J files at once.")] = 1,
+    max_faces: Annotated[
+        int | None,
+        typer.Option(
+            "--max-faces",
+            metavar="N",
+            help="Refuse meshes with more faces, before parsing them (default 20,000,000: about 7 GB; 0: no limit).",
+        ),
+    ] = None,
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
     model: ModelOption = None,
@@ -236,6 +244,7 @@ def encode_cmd(
         "quality": quality,
         "seed": seed,
         "device": device,
+        "max_faces": max_faces,
     }
     if len(meshes) == 1 and not Path(output).is_dir():
         use_threads(threads)

@@ -24,6 +24,9 @@ _API = {
     "EFFORT_LEVELS": "encoding",
     "TIGHT_BUDGET": "encoding",
     "QualityWarning": "encoding",
+    "EncodeWarning": "encoding",
+    "TimeLimitWarning": "encoding",
+    "DEFAULT_TIME_LIMITS": "encoding",
     "encode": "encoding",
     "recode": "encoding",
     "DEFAULT_MODEL_NAME": "models",
@@ -46,6 +49,9 @@ __all__ = [
     "MIN_RESOLUTION",
     "QUALITY_RESOLUTION",
     "QualityWarning",
+    "EncodeWarning",
+    "TimeLimitWarning",
+    "DEFAULT_TIME_LIMITS",
     "TIGHT_BUDGET",
     "batch_outputs",
     "clear_model_cache",
@@ -77,9 +83,12 @@ if TYPE_CHECKING:
     )
     from vatcodec.codec.encoding import (
         CODER_CHOICES,
+        DEFAULT_TIME_LIMITS,
         EFFORT_LEVELS,
         TIGHT_BUDGET,
+        EncodeWarning,
         QualityWarning,
+        TimeLimitWarning,
         encode,
         recode,
     )

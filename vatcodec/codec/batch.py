@@ -17,7 +17,7 @@ from vatcodec.codec.bitstream import (
 )
 from vatcodec.codec.encoding import (
     QUALITY_RESOLUTION,
-    QualityWarning,
+    EncodeWarning,
     _check_effort_options,
     _check_options,
     encode,
@@ -87,12 +87,12 @@ def _encode_one(src: str, dst: str, model, options: dict) -> EncodeResult:
 
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", QualityWarning)
+            warnings.simplefilter("always", EncodeWarning)
             data = encode(src, model=model, **options)
         atomic_write_bytes(dst, data)
     except VatError as exc:
         return EncodeResult(source=src, error=" ".join(str(exc).split()))
-    notes = [" ".join(str(w.message).split()) for w in caught if issubclass(w.category, QualityWarning)]
+    notes = [" ".join(str(w.message).split()) for w in caught if issubclass(w.category, EncodeWarning)]
     return EncodeResult(
         source=src,
         output=dst,

@@ -82,7 +82,8 @@ def _check_file_matches(info: dict, net: VAT) -> None:
         )
 
 
-def _decimate(vertices_N3: np.ndarray, faces_F3: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
+def decimate(vertices_N3: np.ndarray, faces_F3: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """About `target` faces by quadric edge collapse (fast-simplification); meshes at or under it are kept."""
     if len(faces_F3) <= target:
         return vertices_N3, faces_F3
     try:
@@ -165,7 +166,7 @@ def decode_arrays(
         )
     vertices_N3 = Normalization(center=tuple(vat.center), scale=vat.scale).from_unit(vertices_N3)
     if faces is not None:
-        vertices_N3, faces_F3 = _decimate(vertices_N3, faces_F3, faces)
+        vertices_N3, faces_F3 = decimate(vertices_N3, faces_F3, faces)
     if stats is not None:
         stats.update(
             load_s=t1 - t0,

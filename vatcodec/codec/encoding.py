@@ -48,8 +48,29 @@ EFFORT_LEVELS = (0, 1, 2, 3)  # the same as vatcodec.codec.effort's, kept here s
 TIGHT_BUDGET = 0.9  # effort > 0 also refines one scale fewer when the effort-0 file fills 90% of max_bytes
 
 
-class QualityWarning(UserWarning):
+class EncodeWarning(UserWarning):
+    """Something the user should know about a file that was written all the same (one line on the CLI)."""
+
+
+class QualityWarning(EncodeWarning):
     """`encode(quality=F)` did not reach F: the file returned is the best one it measured."""
+
+
+class TimeLimitWarning(EncodeWarning):
+    """Effort refinement stopped at its time limit: the file holds the best tokens found by then."""
+
+
+# Default `time_limit` of each effort level, in seconds per file: the refinement keeps the best tokens seen, so
+# stopping is safe, and a limit keeps a loaded machine from turning seconds into many minutes (measured: see
+# docs/performance.md). 0 (or the CLI's --time-limit 0) removes it.
+DEFAULT_TIME_LIMITS = {1: 10.0, 2: 30.0, 3: 75.0}
+
+
+def effective_time_limit(effort: int, time_limit: float | None) -> float | None:
+    """The time limit an encode runs under: the default for its effort when None, no limit for 0."""
+    if time_limit is None:
+        return DEFAULT_TIME_LIMITS.get(effort)
+    return None if time_limit == 0 else float(time_limit)
 
 
 def pack_smallest(vat: VatFile, coder: str, net: VAT) -> bytes:
@@ -86,8 +107,8 @@ def _check_effort_options(
 ) -> None:
     if isinstance(effort, bool) or effort not in EFFORT_LEVELS:
         raise VatError(f"effort must be one of {', '.join(map(str, EFFORT_LEVELS))}, got {effort!r}")
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and 0 < time_limit < math.inf):
-        raise VatError(f"time limit must be a positive number of seconds, got {time_limit!r}")
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and 0 <= time_limit < math.inf):
+        raise VatError(f"time limit must be a number of seconds >= 0 (0: no limit), got {time_limit!r}")
     if quality is not None and not (isinstance(quality, (int, float)) and 0 < quality <= 1):
         raise VatError(f"quality must be an F-score in (0, 1], got {quality!r}")
     if not MIN_RESOLUTION <= quality_resolution <= MAX_RESOLUTION:
@@ -110,6 +131,7 @@ def encode(
     quality_resolution: int = QUALITY_RESOLUTION,
     progress=None,
     device: str | None = None,
+    max_faces: int | None = None,
 ) -> bytes:
     """Compress a mesh into .vat bytes; the same input, model and options always give the same bytes.
 
@@ -130,7 +152,8 @@ def encode(
             the one with the best quick F-score. A higher effort never gives a worse occupancy loss on those
             samples than 0, nor a worse quick F-score.
         time_limit: seconds for the whole call; the refinement stops when they run out and keeps the best
-            indices found so far (the bytes then depend on the machine's speed). None: no limit.
+            indices found so far (the bytes then depend on the machine's speed), and a `TimeLimitWarning` says
+            where it stopped. None: the effort's default (`DEFAULT_TIME_LIMITS`; none for effort 0); 0: no limit.
         quality: the smallest file whose F-score against the input (tau 0.01, decoded at
             `quality_resolution`, measured here) is at least this, found by bisection over the scale prefixes
             (up to `scales` / `max_bytes`), largest first; this assumes F grows with the prefix, and each
@@ -141,6 +164,8 @@ def encode(
         progress: called as `progress(fraction, what)` while effort or quality work runs.
         device: where the encoder runs for the shipped or a named model: "cpu" (default), "cuda" or "auto".
             Effort 1-3 and `quality` run on the CPU only.
+        max_faces: a mesh file with more faces is refused before it is parsed (None: 20M, about 7 GB of
+            memory; 0: no limit).
 
     Raises:
         MeshError: the mesh cannot be loaded or is invalid.
@@ -150,7 +175,8 @@ def encode(
     from vatcodec.geometry.sampling import sample_surface
 
     start = time.monotonic()
-    deadline = None if time_limit is None else start + time_limit
+    limit = effective_time_limit(effort, time_limit)
+    deadline = None if limit is None else start + limit
     net = resolve_model(model, device)
     cfg = net.cfg
     _check_options(net, scales, max_bytes, coder)
@@ -158,7 +184,7 @@ def encode(
     dev = device_of(net)
     if dev.type != "cpu" and (effort > 0 or quality is not None):
         raise VatError("--effort 1-3 and --quality run on the CPU only; use --device cpu with them")
-    unit, norm = normalize_mesh(as_mesh(mesh_or_path))
+    unit, norm = normalize_mesh(as_mesh(mesh_or_path, max_faces))
     points_N3, normals_N3 = sample_surface(unit, cfg.num_points, seed)
     surface_1N6 = torch.from_numpy(np.concatenate([points_N3, normals_N3], axis=1).astype(np.float32))[None]
     mu_1KC = None
@@ -207,11 +233,15 @@ def encode(
         return data
 
     samples = None
+    cut: list[str] = []  # what the time limit cut short, for the warning
 
     def refined(n: int, until: float | None, what: str, share: float = 1.0):
         """The refinement of prefix n at this effort (`vatcodec.codec.effort.Result`), or None when there is none."""
         nonlocal samples
-        if effort == 0 or (until is not None and time.monotonic() >= until):
+        if effort == 0:
+            return None
+        if until is not None and time.monotonic() >= until:
+            cut.append(f"{what}: not started")
             return None
         from vatcodec.codec.effort import occupancy_samples, refine
 
@@ -219,9 +249,12 @@ def encode(
             samples = occupancy_samples(unit, seed, cfg=net.cfg)
         report = None if progress is None else (lambda f: progress(f, what))
         # A prefix must fit the budget too: the entropy coders' sizes depend on the indices.
-        return refine(
+        result = refine(
             net, samples, mu_1KC, n, effort, deadline=until, accept=fits, progress=report, share=share
         )
+        if result.stopped_early:
+            cut.append(f"{what}: stopped after {result.steps} steps and {result.evals} index trials")
+        return result
 
     def best_of(prefixes: list[int], until: float | None) -> list[np.ndarray]:
         """The best refined indices of these prefixes (each refined with an equal share of the work)."""
@@ -249,14 +282,24 @@ def encode(
         return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -candidates[i][1]))][0]
 
     if quality is not None:
-        return _encode_for_quality(
+        out = _encode_for_quality(
             lambda n, until: best_of([n], until), packed,
             lambda data: _fscore(data, net, unit, norm, quality_resolution), top, quality, deadline, progress,
         )  # fmt: skip
-    # Refined indices code to more bytes than the encoder's (zstd/range), so a budget that the effort-0 file
-    # nearly fills leaves the refinement no room. Then the next smaller prefix, which has room, is refined too.
-    tight = max_bytes is not None and top > 1 and len(data) > TIGHT_BUDGET * max_bytes
-    return packed(best_of([top, top - 1] if tight else [top], deadline))
+    else:
+        # Refined indices code to more bytes than the encoder's (zstd/range), so a budget that the effort-0 file
+        # nearly fills leaves the refinement no room. Then the next smaller prefix, which has room, is refined too.
+        tight = max_bytes is not None and top > 1 and len(data) > TIGHT_BUDGET * max_bytes
+        out = packed(best_of([top, top - 1] if tight else [top], deadline))
+    if cut:
+        warnings.warn(
+            TimeLimitWarning(
+                f"effort {effort} reached its {limit:g} s time limit ({'; '.join(cut)}) and kept the best tokens"
+                " found; --time-limit 0 removes the limit"
+            ),
+            stacklevel=2,
+        )
+    return out
 
 
 def _encode_for_quality(indices_for, packed, measure, top: int, quality: float, deadline, progress) -> bytes:

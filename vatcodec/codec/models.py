@@ -124,13 +124,14 @@ def file_model_id(model: VAT, coder: str) -> bytes:
     return bytes(ident)
 
 
-def as_mesh(mesh_or_path) -> trimesh.Trimesh:
+def as_mesh(mesh_or_path, max_faces: int | None = None) -> trimesh.Trimesh:
+    """A validated mesh from a path (refused above `max_faces`; None: mesh_io's default) or a Trimesh."""
     import trimesh
 
-    from vatcodec.geometry.mesh_io import load_mesh, validate_mesh
+    from vatcodec.geometry.mesh_io import DEFAULT_MAX_FACES, load_mesh, validate_mesh
 
     if isinstance(mesh_or_path, (str, os.PathLike)):
-        return load_mesh(mesh_or_path)
+        return load_mesh(mesh_or_path, DEFAULT_MAX_FACES if max_faces is None else max_faces or None)
     if isinstance(mesh_or_path, trimesh.Trimesh):
         validate_mesh(mesh_or_path)
         return mesh_or_path

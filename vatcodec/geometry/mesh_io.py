@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 # so that decoding, which only writes meshes, never loads it.
 
 SUPPORTED_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
+# Loading, validating and sampling a mesh takes about 330 bytes per face at its peak (10.5M faces from a binary
+# PLY: 3.4 GB, docs/performance.md); the default refuses meshes that would need more than about 7 GB.
+DEFAULT_MAX_FACES = 20_000_000
+BYTES_PER_FACE = 330
 __all__ = ["SAVE_SUFFIXES", "SUPPORTED_SUFFIXES", "Normalization", "load_mesh", "normalize_mesh", "save_mesh"]
 
 # Formats that are plain text: binary garbage in them is a parse failure, even though trimesh's
@@ -66,17 +70,60 @@ def _check_readable(path: Path) -> None:
         raise MeshError(f"cannot parse {path}: binary data in a text {suffix} file")
 
 
-def _parser_input(path: Path):
+def _face_count_hint(path: Path, raw: bytes | None) -> int | None:
+    """The number of faces a file declares or holds, read without parsing it; None where it cannot be told.
+
+    `raw` is the file's bytes when the caller has them (text formats), else only the header is read.
+    """
+    import re
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".obj":
+            data = raw if raw is not None else path.read_bytes()
+            return data.count(b"\nf ") + data.startswith(b"f ")
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        if suffix in (".ply", ".off"):
+            m = re.search(rb"element face (\d+)", head) if suffix == ".ply" else None
+            if suffix == ".off":
+                lines = [ln for ln in head.split(b"\n") if ln.strip() and not ln.lstrip().startswith(b"#")]
+                m = re.match(rb"\s*(?:OFF)?\s*\d+\s+(\d+)", b" ".join(lines[:2]))
+            return int(m.group(1)) if m else None
+        if suffix == ".stl":
+            size = path.stat().st_size
+            if size >= 84 and size == 84 + 50 * int.from_bytes(head[80:84], "little"):
+                return int.from_bytes(head[80:84], "little")
+    except OSError:
+        return None
+    return None
+
+
+def _check_face_count(path: Path, raw: bytes | None, max_faces: int | None) -> None:
+    if max_faces is None:
+        return
+    n = _face_count_hint(path, raw)
+    if n is not None and n > max_faces:
+        need_gb = n * BYTES_PER_FACE / 1e9
+        raise MeshError(
+            f"{path} has {n:,} faces, more than the limit of {max_faces:,} (about {need_gb:.1f} GB to encode);"
+            f" raise it with --max-faces"
+        )
+
+
+def _parser_input(path: Path, max_faces: int | None = DEFAULT_MAX_FACES):
     """What trimesh should read: the path itself, or the file's text re-encoded as UTF-8 (see text_encoding)."""
     import io
 
     suffix = path.suffix.lower()
     if suffix not in TEXT_SUFFIXES:
+        _check_face_count(path, None, max_faces)
         return str(path)
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise MeshError(f"cannot read mesh file {path}: {e.strerror or e}") from None
+    _check_face_count(path, raw, max_faces)
     try:
         text = utf8_source(raw, suffix)
     except TextEncodingError as e:
@@ -122,8 +169,11 @@ def _scene_parts(scene: trimesh.Scene, path: Path) -> list[tuple[np.ndarray, np.
     return parts
 
 
-def load_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
+def load_mesh(path: str | os.PathLike, max_faces: int | None = DEFAULT_MAX_FACES) -> trimesh.Trimesh:
     """Loads a mesh file and flattens all its parts into one validated triangle mesh.
+
+    A file that declares (PLY, OFF, binary STL) or holds (OBJ) more than `max_faces` faces is refused before
+    it is parsed, and one whose parsed mesh has more is refused before anything else (None: no limit).
 
     Materials and textures are skipped (geometry only), so missing texture files are harmless.
     The raw data is kept as stored (``process=False``) so that validation sees it.
@@ -135,7 +185,7 @@ def load_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
 
     path = Path(path)
     _check_readable(path)
-    source = _parser_input(path)
+    source = _parser_input(path, max_faces)
     try:
         # Bad coordinates make trimesh's normal computation warn; validation reports them instead.
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -156,12 +206,25 @@ def load_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
     parts = _scene_parts(scene, path)
     if not parts:
         raise MeshError(f"mesh file {path} contains no triangle faces")
+    total = sum(len(f) for _, f in parts)
+    if max_faces is not None and total > max_faces:
+        raise MeshError(
+            f"{path} has {total:,} faces, more than the limit of {max_faces:,} (about"
+            f" {total * BYTES_PER_FACE / 1e9:.1f} GB to encode); raise it with --max-faces"
+        )
     offsets = np.cumsum([0] + [len(v) for v, _ in parts[:-1]])
     vertices_N3 = np.concatenate([v for v, _ in parts], axis=0)
     faces_F3 = np.concatenate([f + o for (_, f), o in zip(parts, offsets, strict=True)], axis=0)
     mesh = trimesh.Trimesh(vertices=vertices_N3, faces=faces_F3, process=False, validate=False)
     validate_mesh(mesh, source=str(path))
     return mesh
+
+
+def _used(n_vertices: int, faces: np.ndarray) -> np.ndarray:
+    """Mask of the vertices that faces refer to (a scatter: `np.unique` sorts, minutes on 10M faces)."""
+    mask = np.zeros(n_vertices, dtype=bool)
+    mask[faces.ravel()] = True
+    return mask
 
 
 def validate_mesh(mesh: trimesh.Trimesh, source: str = "mesh") -> None:
@@ -186,7 +249,7 @@ def validate_mesh(mesh: trimesh.Trimesh, source: str = "mesh") -> None:
             f"{source} has face indices out of range [{int(faces.min())}, {int(faces.max())}] "
             f"for {len(vertices)} vertices"
         )
-    used = vertices[np.unique(faces)]
+    used = vertices[_used(len(vertices), faces)]
     extent = float((used.max(axis=0) - used.min(axis=0)).max())
     if extent <= 0.0:
         raise MeshError(f"{source} has zero extent (all vertices coincide)")
@@ -209,7 +272,7 @@ def normalize_mesh(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, Normalizatio
 
     validate_mesh(mesh)
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    used = vertices[np.unique(mesh.faces)]
+    used = vertices[_used(len(vertices), np.asarray(mesh.faces))]
     lo, hi = used.min(axis=0), used.max(axis=0)
     norm = Normalization(center=tuple(float(c) for c in (lo + hi) / 2), scale=float((hi - lo).max()))
     unit = trimesh.Trimesh(vertices=norm.to_unit(vertices), faces=np.asarray(mesh.faces), process=False)
