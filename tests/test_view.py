@@ -1,9 +1,8 @@
 """`vatcodec view`: a self-contained page per .vat file, its errors, and a real browser rendering it."""
 
+import base64
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from vatcodec import codec
 from vatcodec.cli import EXIT_USER_ERROR, app
 from vatcodec.codec.bitstream import header_info
 from vatcodec.model.checkpoint import save_checkpoint
+from vatcodec.views import browser
 from vatcodec.views.page import render_page, write_view_page
 
 runner = CliRunner()
@@ -57,11 +57,14 @@ def test_page_holds_every_prefix_with_its_file_size(tiny, tmp_path):
         assert p["fscore"] is None or 0.0 <= p["fscore"] <= 1.0
     assert page["prefixes"][-1]["bytes"] == len(data)
     assert page["original"]["bytes"] == mesh.stat().st_size
-    positions = np.frombuffer(__import__("base64").b64decode(page["original"]["positions"]), "<f4").reshape(-1, 3)
-    assert np.abs(positions).max() <= 0.5 + 1e-5  # in the file's unit cube, like the decodes
+    q = np.frombuffer(base64.b64decode(page["original"]["positions"]), "<u2").reshape(-1, 3)
+    lo, hi = page["quant"]
+    positions = lo + q / 65535 * (hi - lo)
+    assert np.abs(positions).max() <= 0.5 + 1e-4  # in the file's unit cube, like the decodes
+    assert np.abs(positions).max() > 0.45
     assert done["page_bytes"] == out.stat().st_size
     text = out.read_text(encoding="utf-8")
-    assert "REVISION" in text and "https://" not in text.split("<script type=\"module\">")[1]
+    assert "REVISION" in text and "https://" not in text.split('<script type="module">')[1]
 
 
 def test_payload_cannot_close_its_script_element():
@@ -79,7 +82,16 @@ def test_bad_inputs_are_one_line_and_write_no_page(tiny, tmp_path):
     cases = [
         ["view", str(corrupt), "-o", str(tmp_path / "a.html"), "--model", str(ckpt)],
         ["view", str(vat), "-o", str(tmp_path / "b.html")],  # written by the tiny model, read with vat-s
-        ["view", str(vat), "-o", str(tmp_path / "c.html"), "--model", str(ckpt), "--original", str(unreadable)],
+        [
+            "view",
+            str(vat),
+            "-o",
+            str(tmp_path / "c.html"),
+            "--model",
+            str(ckpt),
+            "--original",
+            str(unreadable),
+        ],
         ["view", str(vat), "-o", str(tmp_path / "d.txt"), "--model", str(ckpt)],
     ]
     for args in cases:
@@ -91,33 +103,24 @@ def test_bad_inputs_are_one_line_and_write_no_page(tiny, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.vat"]
 
 
-def _chromium() -> str | None:
-    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-
-
-def _browser(exe: str, url: str, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-             "--hide-scrollbars", "--window-size=900,500", "--virtual-time-budget=15000"]  # fmt: skip
-    return subprocess.run([exe, *flags, *args, url], capture_output=True, text=True, timeout=120)
-
-
 def screenshot(exe: str, page: Path, prefix: int, out: Path) -> np.ndarray:
     from PIL import Image
 
-    _browser(exe, f"{page.resolve().as_uri()}#prefix={prefix}", f"--screenshot={out}")
-    return np.asarray(Image.open(out).convert("RGB")).astype(int)
+    return np.asarray(Image.open(browser.screenshot(page, out, prefix, exe=exe)).convert("RGB")).astype(int)
 
 
 def test_chair_page_renders_in_a_real_browser(tmp_path):
-    exe = _chromium()
+    exe = browser.find_chromium()
     if exe is None:
         pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
     page = tmp_path / "chair.html"
-    result = runner.invoke(app, ["view", str(CHAIR_VAT), "--original", str(CHAIR_OBJ), "-o", str(page), "-r", "64"])
+    result = runner.invoke(
+        app, ["view", str(CHAIR_VAT), "--original", str(CHAIR_OBJ), "-o", str(page), "-r", "64"]
+    )
     assert result.exit_code == 0, result.output
     info = json.loads(runner.invoke(app, ["info", str(CHAIR_VAT), "--json"]).stdout)
     n = info["scales_present"]
-    dom = _browser(exe, f"{page.resolve().as_uri()}#prefix={n}", "--dump-dom").stdout
+    dom = browser.dump_dom(page, n, exe=exe)
     assert 'data-ready="1"' in dom, dom[-2000:]
     label = re.search(r'<span id="label" data-scales="(\d+)" data-bytes="(\d+)">([^<]*)</span>', dom)
     assert label, dom[-2000:]

@@ -42,3 +42,24 @@ def write_gallery(paths: list[Path], root: Path, out_path: Path, opts, records: 
             tiles.append((caption, None if res is None else res.mesh))
         rows.append((p.relative_to(root).as_posix(), tiles))
     make_gallery(rows, out_path)
+
+
+def write_pages(paths: list[Path], root: Path, out_dir: Path, opts) -> list[Path]:
+    """A `vatcodec view` page per mesh (its full token stream, effort 0) in `out_dir`, named by its path."""
+    import tempfile
+
+    from vatcodec.codec import encode, get_model
+    from vatcodec.views.page import write_view_page
+
+    net = get_model((opts.models or [None])[0])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for p in paths:
+        name = p.relative_to(root).with_suffix("").as_posix().replace("/", "__")
+        with tempfile.TemporaryDirectory() as tmp:
+            vat = Path(tmp) / f"{name}.vat"
+            vat.write_bytes(encode(p, model=net))
+            page = out_dir / f"{name}.html"
+            write_view_page(vat, page, original=p, model=net, resolution=min(opts.resolution, 128))
+        written.append(page)
+    return written

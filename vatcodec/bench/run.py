@@ -37,6 +37,7 @@ class BenchOptions:
     threads: int | None = None  # torch threads per worker; None: vatcodec.threads' policy
     limit: int = 0  # only the first N meshes (sorted by path); 0 = all
     gallery: int = 3  # meshes in the gallery image; 0 = none
+    pages: int = 0  # `vatcodec view` pages (pages/<mesh>.html) for the first N gallery meshes
     plots: bool = True  # draw PNG/SVG plots
     quick: bool = False  # smoke run: three small meshes, few rates
 
@@ -223,4 +224,8 @@ def run_bench(opts: BenchOptions, progress: bool = True) -> dict:
         from vatcodec.bench.gallery_rows import write_gallery
 
         write_gallery(paths[: opts.gallery], root, out / "gallery.png", opts, records)
+    if opts.pages and "vat" in opts.codecs:
+        from vatcodec.bench.gallery_rows import write_pages
+
+        write_pages(paths[: opts.pages], root, out / "pages", opts)
     return results

@@ -58,6 +58,10 @@ def bench_cmd(
         int, typer.Option("--gallery", metavar="N", help="Meshes in gallery.png (0: none).")
     ] = 3,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw rd_*.png/svg.")] = True,
+    pages: Annotated[
+        int,
+        typer.Option("--pages", metavar="N", help="`vatcodec view` pages for the first N gallery meshes."),
+    ] = 0,
     threads: ThreadsOption = None,
 ) -> None:
     """Rate-distortion of our codec against simplify+Draco and voxels+zstd; resumes from OUT/rows.jsonl."""
@@ -80,6 +84,7 @@ def bench_cmd(
         threads=threads,
         limit=limit,
         gallery=gallery,
+        pages=pages,
         plots=plots,
         quick=quick,
     )
