@@ -2,8 +2,8 @@
 
 torch starts one worker thread per core, and its parallel regions wait for the slowest thread. When another
 process holds a core, the thread on that core runs a fraction of the time and every region waits for it:
-measured on the 2-core machine, a decode at 256 takes 2.4x as long with 2 threads beside one busy process, and
-an effort-3 encode more than 5x (README, "Under load"). One thread per free core avoids that.
+measured on the 2-core machine beside one busy process, an effort-3 encode with 2 threads took 3.4x its idle
+time, and 1.5-1.9x with one thread per free core (docs/performance.md, "Under load").
 
 Order of precedence: an explicit `--threads N`; then OMP_NUM_THREADS, as for any OpenMP program; then the free
 cores: those this process may run on (`os.sched_getaffinity`) less the other processes running right now
