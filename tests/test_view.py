@@ -132,3 +132,17 @@ def test_chair_page_renders_in_a_real_browser(tmp_path):
     left = full[60:, : full.shape[1] // 2]  # the decoded view, below the bar
     assert (np.abs(left - background).sum(axis=-1) > 30).mean() > 0.02  # the shape is drawn
     assert np.abs(full - first).sum(axis=-1).astype(bool).mean() > 0.005  # another prefix, another picture
+
+
+def test_bench_writes_pages_for_its_gallery_meshes(tiny, tmp_path):
+    from vatcodec.bench.gallery_rows import write_pages
+    from vatcodec.bench.run import BenchOptions
+
+    ckpt, mesh, _ = tiny
+    root = mesh.parent
+    opts = BenchOptions(folder=str(root), out=str(tmp_path), models=[str(ckpt)], resolution=24)
+    pages = write_pages([mesh], root, tmp_path / "pages", opts)
+    assert [p.name for p in pages] == ["torus.html"]
+    page = payload(pages[0])
+    assert page["prefixes"][-1]["bytes"] == len(codec.encode(mesh, model=str(ckpt)))
+    assert page["original"]["bytes"] == mesh.stat().st_size
