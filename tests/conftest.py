@@ -1,5 +1,6 @@
 """Shared test helpers."""
 
+import pytest
 import torch
 
 from vatcodec.model.config import get_config
@@ -21,3 +22,12 @@ def tiny_model(seed: int = 0) -> VAT:
         field = model.decode(model.encode(torch.zeros(1, 64, 6)))
         model.decoder.mlp[-1].bias.sub_(field(probe_BM3).median())
     return model
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """CLI tests run commands in this process, and commands set torch's thread count (`vatcodec.threads`)."""
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)

@@ -12,13 +12,6 @@ from vatcodec.errors import VatError
 from vatcodec.model.checkpoint import save_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 def test_precedence_explicit_then_environment_then_free_cores(monkeypatch):
     monkeypatch.setattr(threads, "usable_cores", lambda: 8)
     monkeypatch.setattr(threads, "running_elsewhere", lambda: 3)

@@ -119,9 +119,10 @@ def test_sampler_is_deterministic_and_augmentation_keeps_labels(tmp_path):
 def test_overfits_one_torus(tmp_path):
     write_cache(tmp_path / "cache")
     t = time.time()
-    m = train(tiny_args(tmp_path, steps=300, stage1_steps=150, ckpt_every=300, log_every=50))
+    # 300 steps reached IoU 0.899 on one CI machine and above 0.9 on others: 400 (0.944 there) leaves a margin.
+    m = train(tiny_args(tmp_path, steps=400, stage1_steps=200, ckpt_every=400, log_every=50))
     seconds = time.time() - t
-    print(f"overfit: val IoU {m['val_iou']:.3f} after 300 steps in {seconds:.1f} s")
+    print(f"overfit: val IoU {m['val_iou']:.3f} after 400 steps in {seconds:.1f} s")
     assert m["val_iou"] >= 0.9, m
     assert m["val_prefix_iou"][-1] >= 0.9
 
