@@ -86,7 +86,24 @@ def evaluate(
     }
 
 
-def main() -> None:
+def _reference_row(a) -> None:
+    """The yardstick for a probe row: an encoder + VVQ + decoder checkpoint on the shapes the probe fits."""
+    from training.speedrun import decoded_fscores
+    from vatcodec.model.checkpoint import load_model
+
+    cache = evenly_spaced(ShapeCache.load(a.data, "train"), a.shapes)
+    take = np.linspace(0, len(cache) - 1, min(a.f_shapes, len(cache))).round().astype(int)
+    paths = [p for p in _mesh_paths(a.data, [cache.names[j] for j in take]) if p is not None]
+    f = decoded_fscores(load_model(a.reference).eval(), paths, a.f_resolution)
+    row = {"tag": a.tag, "reference": a.reference, "shapes": len(cache), "fscore_mean": float(np.mean(f)),
+           "fscore": [round(x, 4) for x in f], "time": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
+    a.results.parent.mkdir(parents=True, exist_ok=True)
+    with a.results.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    print(json.dumps(row))
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True)
     p.add_argument("--tag", required=True)
@@ -106,8 +123,17 @@ def main() -> None:
     p.add_argument("--f-resolution", type=int, default=128)
     p.add_argument("--eval-every", type=int, default=0, help="also score at these step intervals")
     p.add_argument("--results", type=Path, default=RESULTS)
-    a = p.parse_args()
+    p.add_argument(
+        "--reference",
+        default="",
+        metavar="CKPT",
+        help="instead of training: the F-score of a tokenizer's full token stream on the same shapes",
+    )
+    a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.reference:
+        _reference_row(a)
+        return
     torch.manual_seed(a.seed)
     cfg = get_config(a.config, **json.loads(a.overrides))
     net = VAT(cfg).train()
