@@ -99,49 +99,56 @@ def _encode_one_file(mesh: str, output: str, options: dict) -> None:
         )
 
 
-def _encode_batch(meshes: list[str], out_dir: str, jobs: int, options: dict) -> None:
+def _batch_folder(out_dir: str, inputs: list[str]):
+    """The output folder of a batch, checked before any work: not stdout, not a file."""
     from pathlib import Path
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from vatcodec.codec import encode_many
-
-    if out_dir == "-":
-        fail("several inputs need -o FOLDER, not stdout")
+    if out_dir == "-" or "-" in inputs:
+        fail("several inputs need -o FOLDER and files, not stdin or stdout")
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         fail(f"-o {out_dir}: several inputs need a folder, and this is a file")
-    # Name clashes, bad options and an unusable model fail here, before the folder is created.
-    results = encode_many(meshes, folder, jobs=jobs, **options)
+    return folder
+
+
+def _run_batch(results, total: int, folder, verb: str) -> None:
+    """Create the folder, then report each result as it finishes (one line per warning or failure)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        fail(f"cannot create folder {out_dir}: {exc.strerror or exc}")
+        fail(f"cannot create folder {folder}: {exc.strerror or exc}")
     err_console = Console(stderr=True)
-    columns = (TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn(f"{verb[:-1]}ing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     failed = 0
     with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        task = bar.add_task("encode", total=len(meshes))
+        task = bar.add_task(verb, total=total)
         for result in results:
-            if result.warning:
-                line = f"warning: {result.source}: {result.warning}"
-                if err_console.is_terminal:
-                    bar.console.print(Text(line), soft_wrap=True)
-                else:
-                    typer.echo(line, err=True)
+            lines = (
+                [f"warning: {result.source}: {result.warning}"] if getattr(result, "warning", None) else []
+            )
             if not result.ok:
                 failed += 1
-                line = f"error: {result.source}: {result.error}"
+                lines.append(f"error: {result.source}: {result.error}")
+            for line in lines:
                 if err_console.is_terminal:
                     bar.console.print(Text(line), soft_wrap=True)
                 else:
                     typer.echo(line, err=True)
             bar.advance(task)
-    console.print(
-        Text(f"encoded {len(meshes) - failed} of {len(meshes)} files into {out_dir}"), soft_wrap=True
-    )
+    console.print(Text(f"{verb}d {total - failed} of {total} files into {folder}"), soft_wrap=True)
     if failed:
         raise typer.Exit(EXIT_USER_ERROR)
+
+
+def _encode_batch(meshes: list[str], out_dir: str, jobs: int, options: dict) -> None:
+    from vatcodec.codec import encode_many
+
+    folder = _batch_folder(out_dir, meshes)
+    # Name clashes, bad options and an unusable model fail here, before the folder is created.
+    results = encode_many(meshes, folder, jobs=jobs, **options)
+    _run_batch(results, len(meshes), folder, "encode")
 
 
 DeviceOption = Annotated[
@@ -321,36 +328,8 @@ def _decode_one_file(file: str, output: str, options: dict, device: str, model) 
 def _decode_batch(
     files: list[str], out_dir: str, suffix: str, jobs: int, options: dict, device, model
 ) -> None:
-    from pathlib import Path
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from vatcodec.codec.batch import decode_many
 
-    if out_dir == "-" or "-" in files:
-        fail("several inputs need -o FOLDER and files, not stdin or stdout")
-    folder = Path(out_dir)
-    if folder.exists() and not folder.is_dir():
-        fail(f"-o {out_dir}: several inputs need a folder, and this is a file")
+    folder = _batch_folder(out_dir, files)
     results = decode_many(files, folder, suffix=suffix, jobs=jobs, model=model, device=device, **options)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        fail(f"cannot create folder {out_dir}: {exc.strerror or exc}")
-    err_console = Console(stderr=True)
-    columns = (TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    failed = 0
-    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        task = bar.add_task("decode", total=len(files))
-        for result in results:
-            if not result.ok:
-                failed += 1
-                line = f"error: {result.source}: {result.error}"
-                if err_console.is_terminal:
-                    bar.console.print(Text(line), soft_wrap=True)
-                else:
-                    typer.echo(line, err=True)
-            bar.advance(task)
-    console.print(Text(f"decoded {len(files) - failed} of {len(files)} files into {out_dir}"), soft_wrap=True)
-    if failed:
-        raise typer.Exit(EXIT_USER_ERROR)
+    _run_batch(results, len(files), folder, "decode")
