@@ -13,6 +13,7 @@ among `jobs` worker processes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from vatcodec.errors import VatError
@@ -83,21 +84,20 @@ def use_threads(requested: int | None = None, jobs: int = 1) -> int:
     return n
 
 
-class one_thread:  # noqa: N801 - used as a context manager, like torch.no_grad
+@contextlib.contextmanager
+def one_thread():
     """Run a block on one torch thread, then restore the count.
 
     Encoding's bytes must not depend on the machine's thread count. Matrix products split over threads may sum
     in another order; one thread for the one encoder pass (a small part of an encode) settles it.
     """
+    import torch
 
-    def __enter__(self):
-        import torch
-
-        self._torch, self._before = torch, torch.get_num_threads()
-        if self._before != 1:
-            torch.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._before != 1:
-            self._torch.set_num_threads(self._before)
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
