@@ -119,7 +119,7 @@ class TriplaneDecoder(nn.Module):
         return self.mlp(feat_BMF).squeeze(-1)
 
     def _query_inference(self, planes: list[torch.Tensor], points_BM3: torch.Tensor) -> torch.Tensor:
-        """`query` without autograd, bit-identical and about 20% faster on the CPU.
+        """`query` without autograd, bit-identical and a little faster on the CPU (6% in a side-by-side timing).
 
         The samples go straight into a contiguous (B, M, plane, level, Ct) tensor, in the feature order of the
         training path, so the first linear layer reads contiguous rows; SiLU works in place.
