@@ -24,8 +24,12 @@ class VATConfig:
     heads: int = 4  # attention heads in every attention layer
     enc_depth: int = 4  # self-attention layers over [latents ; point queries] (paper: 12)
     num_latents: int = (
-        256  # K latent tokens kept after in-context compression; must be a square (paper: 1024)
+        256  # K latent tokens kept after in-context compression; latent_planes squares (paper: 1024)
     )
+    latent_planes: int = (
+        1  # square latent grids: 1 (the paper's) or 3 (one per triplane axis, see docs/tokenizer.md)
+    )
+    scatter_res: int = 32  # latent_planes=3: side of the planes the encoder averages point features onto
     # VVQ
     latent_dim: int = 16  # C_q, channels of the Gaussian latent and of the codebook (paper: 16)
     codebook_size: int = 4096  # entries of the single codebook shared by all scales (paper: 16384)
@@ -61,11 +65,21 @@ class VATConfig:
     extra: dict = field(default_factory=dict, compare=False, hash=False)  # free-form notes, not hashed
 
     def __post_init__(self):
-        side = math.isqrt(self.num_latents)
-        if side * side != self.num_latents:
-            raise ValueError(f"num_latents must be a square, got {self.num_latents}")
+        if self.latent_planes not in (1, 3):
+            raise ValueError(f"latent_planes must be 1 or 3, got {self.latent_planes}")
+        per_plane, rest = divmod(self.num_latents, self.latent_planes)
+        side = math.isqrt(per_plane)
+        if rest or side * side != per_plane:
+            raise ValueError(f"num_latents must be {self.latent_planes} squares, got {self.num_latents}")
         if self.scales[-1] != side or list(self.scales) != sorted(set(self.scales)):
-            raise ValueError(f"scales must increase and end at sqrt(num_latents)={side}: {self.scales}")
+            raise ValueError(f"scales must increase and end at the latent grid's side {side}: {self.scales}")
+        if self.latent_planes == 3:
+            # The latent grid of each axis is that plane's token grid: no cross-attention, cell (i, j) -> (i, j).
+            if self.plane_res != side:
+                raise ValueError(f"latent_planes=3 needs plane_res == the latent side {side}")
+            down = self.scatter_res // side
+            if self.scatter_res % side or down & (down - 1):
+                raise ValueError("scatter_res must be the latent side times a power of two")
         if len(self.scales) < self.num_phi:
             raise ValueError(f"need at least num_phi={self.num_phi} scales, or some Phi convs never train")
         if self.plane_up < 2:
@@ -76,6 +90,10 @@ class VATConfig:
             raise ValueError(f"plane_block must be 'conv' or 'res', got {self.plane_block!r}")
         if self.point_queries not in ("learned", "fps"):
             raise ValueError(f"point_queries must be 'learned' or 'fps', got {self.point_queries!r}")
+        if self.num_point_queries < (1 if self.latent_planes == 1 else 0):
+            raise ValueError(
+                "num_point_queries must be >= 1: with one latent grid, only the queries read the points"
+            )
         if self.point_queries == "fps" and self.num_point_queries > self.num_points:
             raise ValueError("fps point queries need num_point_queries <= num_points")
 
@@ -86,8 +104,8 @@ class VATConfig:
 
     @property
     def schedule(self) -> tuple[int, ...]:
-        """Token count per scale, as written in the bitstream."""
-        return tuple(s * s for s in self.scales)
+        """Token count per scale, as written in the bitstream (every latent plane holds s x s tokens)."""
+        return tuple(self.latent_planes * s * s for s in self.scales)
 
     def to_json(self) -> str:
         d = dataclasses.asdict(self)
@@ -132,7 +150,7 @@ DECODE_FIELDS = (
     "plane_channels",
     "mlp_hidden",
 )
-LATER_DECODE_FIELDS = ("plane_block", "plane_min_channels", "iso_logit")
+LATER_DECODE_FIELDS = ("plane_block", "plane_min_channels", "iso_logit", "latent_planes")
 
 CONFIGS: dict[str, VATConfig] = {
     # Our default: sized for CPU training and CPU decoding (see README "Choosing vat-s").
@@ -182,4 +200,6 @@ def get_config(config_name: str, /, **overrides) -> VATConfig:
     """A named config, optionally with some fields replaced (including `name`)."""
     if config_name not in CONFIGS:
         raise KeyError(f"unknown config {config_name!r}; known: {', '.join(CONFIGS)}")
+    if "scales" in overrides:
+        overrides["scales"] = tuple(overrides["scales"])  # JSON overrides give a list
     return dataclasses.replace(CONFIGS[config_name], **overrides)

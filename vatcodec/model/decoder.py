@@ -64,8 +64,12 @@ class TriplaneDecoder(nn.Module):
         self.r = r
         self.latent_in = nn.Linear(cfg.latent_dim, D)
         self.latent_pos_KD = nn.Parameter(torch.randn(cfg.num_latents, D) * 0.02)
-        self.plane_tokens_TD = nn.Parameter(torch.randn(3 * r * r, D) * 0.02)
-        self.read = Block(D, cfg.heads, cross=True)
+        # A triplane latent is already laid out as the plane tokens: no learned read-out, cell (p, i, j) feeds
+        # token (p, i, j). The paper's token latent is read by plane tokens through cross-attention.
+        self.direct = cfg.latent_planes == 3
+        if not self.direct:
+            self.plane_tokens_TD = nn.Parameter(torch.randn(3 * r * r, D) * 0.02)
+            self.read = Block(D, cfg.heads, cross=True)
         self.blocks = nn.ModuleList(Block(D, cfg.heads) for _ in range(cfg.dec_depth))
         self.norm = nn.LayerNorm(D)
         # Conv up-sampling doubles the planes `plane_up` times; the MLP samples the last three resolutions as
@@ -92,7 +96,10 @@ class TriplaneDecoder(nn.Module):
         """Three mip levels, each (B * 3, Ct, res, res) with the planes XY, YZ, XZ stacked per shape."""
         B = zhat_BKC.shape[0]
         ctx_BKD = self.latent_in(zhat_BKC) + self.latent_pos_KD
-        x_BTD = self.read(self.plane_tokens_TD.expand(B, -1, -1), ctx_BKD)
+        if self.direct:
+            x_BTD = ctx_BKD
+        else:
+            x_BTD = self.read(self.plane_tokens_TD.expand(B, -1, -1), ctx_BKD)
         for block in self.blocks:
             x_BTD = block(x_BTD)
         x_BTD = self.norm(x_BTD)

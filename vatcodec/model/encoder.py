@@ -7,6 +7,7 @@ from torch import nn
 
 from .config import VATConfig
 from .layers import Block, FourierEmbed
+from .plane_pool import PlanePool
 
 
 @torch.no_grad()
@@ -31,6 +32,9 @@ class PointEncoder(nn.Module):
     The queries are learnable parameters (VAT) or, with ``point_queries="fps"``, the embeddings of a
     farthest-point sample of the input (3DShape2VecSet), which tells each query where on the shape it sits.
 
+    With ``latent_planes=3`` the K latents are the cells of three axis planes, seeded by `PlanePool`; the
+    point queries are then optional (``num_point_queries=0`` keeps only the latents' self-attention).
+
     Only the K latent tokens are kept at the end (in-context token compression), then a linear layer gives the
     mean and log-variance of the Gaussian latent in C_q channels.
     """
@@ -52,18 +56,25 @@ class PointEncoder(nn.Module):
         # The KL term (weight 1e-4) still pulls the posterior toward N(0, I) from there.
         nn.init.constant_(self.to_gauss.bias[cfg.latent_dim :], -4.6)
         self.num_latents = cfg.num_latents
+        # Triplane latent: the latents start as pooled plane features, and latents_KD becomes their position.
+        self.pool = PlanePool(cfg) if cfg.latent_planes == 3 else None
 
     def forward(self, surface_BN6: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (mu_BKC, logvar_BKC) of the Gaussian latent."""
         B = surface_BN6.shape[0]
         points_BND = self.embed(surface_BN6)
-        if self.fps:
+        latents_BKD = self.latents_KD.expand(B, -1, -1)
+        if self.pool is not None:
+            latents_BKD = latents_BKD + self.pool(points_BND, surface_BN6[..., :3])
+        if self.num_point_queries == 0:
+            queries_BQD = points_BND[:, :0]
+        elif self.fps:
             idx_BQ = farthest_point_indices(surface_BN6[..., :3], self.num_point_queries)
             seeds_BQD = points_BND.gather(1, idx_BQ[..., None].expand(-1, -1, points_BND.shape[-1]))
             queries_BQD = self.read(seeds_BQD + self.point_queries_QD, points_BND)
         else:
             queries_BQD = self.read(self.point_queries_QD.expand(B, -1, -1), points_BND)
-        x_BTD = torch.cat([self.latents_KD.expand(B, -1, -1), queries_BQD], dim=1)  # (B, K + Q, D)
+        x_BTD = torch.cat([latents_BKD, queries_BQD], dim=1)  # (B, K + Q, D)
         for block in self.blocks:
             x_BTD = block(x_BTD)
         latent_BKD = self.norm(x_BTD[:, : self.num_latents])

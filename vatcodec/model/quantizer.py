@@ -25,6 +25,9 @@ class Phi(nn.Module):
 class MultiScaleVQ(nn.Module):
     """Multi-scale residual VQ over a sqrt(K) x sqrt(K) latent grid with one shared codebook.
 
+    With ``latent_planes=3`` the latent is three such grids (one per triplane axis), quantized side by side at
+    every scale: a scale of side s holds 3 s^2 tokens, plane-major.
+
     Scale s quantizes Down(Z_s) (area down-sampling to its side), and Z_{s+1} = Z_s - Up(x_s), where Up is bicubic
     up-sampling followed by Phi. The dequantized latent of any prefix of n scales is sum_{s<n} Up(x_s), so every
     prefix decodes (progressive bitstream).
@@ -37,6 +40,7 @@ class MultiScaleVQ(nn.Module):
         super().__init__()
         self.scales = tuple(cfg.scales)
         self.grid = cfg.grid
+        self.planes = cfg.latent_planes  # square grids per shape; maps are (B * planes, C, H, W) inside
         self.dim = cfg.latent_dim
         self.beta = cfg.commit_beta
         self.prefix_prob = cfg.prefix_prob
@@ -76,23 +80,24 @@ class MultiScaleVQ(nn.Module):
         return dist_NV.argmin(dim=1)
 
     def embed(self, idx_BL: torch.Tensor, pn: int) -> torch.Tensor:
-        """Code vectors of a scale's indices as a (B, C, pn, pn) map."""
-        B = idx_BL.shape[0]
-        return self.codebook(idx_BL).view(B, pn, pn, self.dim).permute(0, 3, 1, 2)  # (B, C, pn, pn)
+        """Code vectors of a scale's indices (B, planes * pn * pn) as a (B * planes, C, pn, pn) map."""
+        G = idx_BL.shape[0] * self.planes
+        return self.codebook(idx_BL).view(G, pn, pn, self.dim).permute(0, 3, 1, 2)  # (G, C, pn, pn)
 
     def _to_grid(self, z_BKC: torch.Tensor) -> torch.Tensor:
-        B = z_BKC.shape[0]
-        return z_BKC.transpose(1, 2).reshape(B, self.dim, self.grid, self.grid)  # (B, C, H, W)
+        G = z_BKC.shape[0] * self.planes
+        return z_BKC.reshape(G, -1, self.dim).transpose(1, 2).reshape(G, self.dim, self.grid, self.grid)
 
-    def _to_tokens(self, z_BCHW: torch.Tensor) -> torch.Tensor:
-        return z_BCHW.flatten(2).transpose(1, 2)  # (B, K, C)
+    def _to_tokens(self, z_GCHW: torch.Tensor) -> torch.Tensor:
+        G, C = z_GCHW.shape[:2]
+        return z_GCHW.flatten(2).transpose(1, 2).reshape(G // self.planes, -1, C)  # (B, planes * H * W, C)
 
     def _residual_scales(self, rest_BCHW: torch.Tensor, num_scales: int | None = None):
         """Algorithm 1's loop: yields (rows_NC, idx_BL, h_BCHW) per scale, with Z_{s+1} = Z_s - Up(x_s)."""
-        B = rest_BCHW.shape[0]
+        B = rest_BCHW.shape[0] // self.planes
         for si, pn in enumerate(self.scales[:num_scales]):
-            rows_NC = self._to_tokens(self.down(si, rest_BCHW)).reshape(-1, self.dim)  # (B * pn * pn, C)
-            idx_BL = self.nearest(rows_NC.detach()).view(B, pn * pn)
+            rows_NC = self._to_tokens(self.down(si, rest_BCHW)).reshape(-1, self.dim)  # (B * L, C)
+            idx_BL = self.nearest(rows_NC.detach()).view(B, -1)
             h_BCHW = self.up(si, self.embed(idx_BL, pn))
             yield rows_NC, idx_BL, h_BCHW
             rest_BCHW = rest_BCHW - h_BCHW
@@ -167,11 +172,12 @@ class MultiScaleVQ(nn.Module):
             rand_B = torch.randint(1, S + 1, (B,), generator=generator)
             keep_B = torch.where(coin_B, rand_B, keep_B)
         keep_B = keep_B.to(z_BKC.device)
-        chosen_BCHW = torch.stack(prefixes)[keep_B - 1, torch.arange(B, device=z_BKC.device)]
+        keep_G = keep_B.repeat_interleave(self.planes)  # every plane of a shape keeps the same prefix
+        chosen_BCHW = torch.stack(prefixes)[keep_G - 1, torch.arange(keep_G.numel(), device=z_BKC.device)]
         # Full streams: straight-through, so the decoder's gradient reaches the encoder's latent. Prefixes are
         # far from z, so passing their gradient to z would bias the encoder; it trains the codebook and Phi
         # for coarse decoding instead.
-        full_B1HW = (keep_B == S).view(B, 1, 1, 1)
+        full_B1HW = (keep_G == S).view(-1, 1, 1, 1)
         zhat_st_BCHW = torch.where(full_B1HW, z_BCHW + (chosen_BCHW - z_BCHW).detach(), chosen_BCHW)
         if self.training:
             self._age_codes(indices)
