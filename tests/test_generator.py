@@ -34,6 +34,14 @@ def tok():
     return tiny_model()
 
 
+@pytest.fixture(scope="module")
+def tok_tp():
+    """A tokenizer with a triplane latent: every scale holds three grids of tokens."""
+    from tests.test_triplane_latent import tiny_tp
+
+    return tiny_tp().eval()
+
+
 def random_batch(gen, B: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     tokens_BL = torch.randint(0, gen.cfg.codebook_size, (B, gen.cfg.seq_len), generator=g)
@@ -41,9 +49,12 @@ def random_batch(gen, B: int, seed: int = 0):
     return {"tokens": tokens_BL, "images": images}
 
 
+@pytest.mark.parametrize("which", ["tok", "tok_tp"])
 @pytest.mark.parametrize("cfg_scale", [0.0, 2.5])
-def test_kv_cache_step_equals_masked_full_pass(tok, cfg_scale):
+def test_kv_cache_step_equals_masked_full_pass(which, cfg_scale, request):
+    tok = request.getfixturevalue(which)
     gen = tiny_generator(tok)
+    assert gen.cfg.seq_len == sum(tok.cfg.schedule)
     batch = random_batch(gen, 3)
     cond_BD = gen.condition(batch["images"])
     with torch.no_grad():

@@ -19,6 +19,7 @@ class GenConfig:
     name: str = "gen-s"  # a human-readable label, not part of any computation
     tokenizer_id: str = ""  # hex model id of the tokenizer whose token maps this generator predicts
     scales: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16)  # the tokenizer's scale sides
+    latent_planes: int = 1  # square token grids per scale: the tokenizer's latent_planes
     codebook_size: int = 4096  # the tokenizer's codebook entries: the vocabulary
     latent_dim: int = 16  # the tokenizer's code channels C_q: scale inputs come from its running sum
     width: int = 192  # transformer channels D
@@ -44,10 +45,13 @@ class GenConfig:
     @property
     def seq_len(self) -> int:
         """Tokens per shape: the sum of the scales' token counts."""
-        return sum(s * s for s in self.scales)
+        return sum(self.latent_planes * s * s for s in self.scales)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        d = dataclasses.asdict(self)
+        if d["latent_planes"] == 1:
+            del d["latent_planes"]  # added later: generators of one-grid tokenizers keep their ids
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> GenConfig:
@@ -67,6 +71,7 @@ class GenConfig:
         return cls(
             tokenizer_id=bytes(ident).hex() if ident is not None else "",
             scales=tuple(tok.cfg.scales),
+            latent_planes=tok.cfg.latent_planes,
             codebook_size=tok.cfg.codebook_size,
             latent_dim=tok.cfg.latent_dim,
             **overrides,

@@ -114,11 +114,17 @@ class NextScaleGenerator(nn.Module):
 
     def __init__(self, cfg: GenConfig, vq: MultiScaleVQ, dino_path=None):
         super().__init__()
-        if tuple(vq.scales) != tuple(cfg.scales) or vq.dim != cfg.latent_dim:
-            raise ValueError("the VVQ does not match the generator config (scales or latent_dim)")
+        if (
+            tuple(vq.scales) != tuple(cfg.scales)
+            or vq.dim != cfg.latent_dim
+            or vq.planes != cfg.latent_planes
+        ):
+            raise ValueError(
+                "the VVQ does not match the generator config (scales, latent_dim or latent_planes)"
+            )
         self.cfg = cfg
         D, S = cfg.width, len(cfg.scales)
-        self.counts = [pn * pn for pn in cfg.scales]
+        self.counts = [cfg.latent_planes * pn * pn for pn in cfg.scales]
         self.vq = vq.eval().requires_grad_(False)
         self.image_encoder = build_image_encoder(cfg, dino_path)
         self.null_cond = nn.Parameter(torch.randn(1, D) * 0.02)  # the dropped condition, for CFG
@@ -159,7 +165,9 @@ class NextScaleGenerator(nn.Module):
     # -- training ------------------------------------------------------------------------------------
     def logits_full(self, cond_BD: torch.Tensor, inputs_BlC: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, L, V) of every scale in one block-causal pass."""
-        x_BLD = torch.cat([cond_BD[:, None], self.word_embed(inputs_BlC)], dim=1)
+        # The first scale's tokens (one per latent plane) all start from the condition; positions tell them apart.
+        start_BnD = cond_BD[:, None].expand(-1, self.counts[0], -1)
+        x_BLD = torch.cat([start_BnD, self.word_embed(inputs_BlC)], dim=1)
         x_BLD = x_BLD + self.pos_1LD + self.level_embed(self.level_L)
         for block in self.blocks:
             x_BLD = block(x_BLD, cond_BD, self.bias_11LL.to(x_BLD.dtype))
@@ -175,7 +183,7 @@ class NextScaleGenerator(nn.Module):
         ):  # even at cond_drop 0, so null_cond stays in the graph (DDP needs every parameter used)
             drop_B = (torch.rand(B, generator=generator) < self.cfg.cond_drop).to(tokens_BL.device)
         cond_BD = self.condition(batch["images"], drop_B)
-        inputs_BlC = self.vq.teacher_inputs(self.split(tokens_BL))  # (B, L - 1, C_q)
+        inputs_BlC = self.vq.teacher_inputs(self.split(tokens_BL))  # (B, L - counts[0], C_q)
         if self.training and self.cfg.prefix_noise > 0:
             noise = torch.randn(inputs_BlC.shape, generator=generator).to(inputs_BlC)
             inputs_BlC = inputs_BlC + self.cfg.prefix_noise * noise
@@ -218,7 +226,8 @@ class NextScaleGenerator(nn.Module):
         B, S = cond_BD.shape[0], len(self.cfg.scales)
         guided = cfg_scale > 0
         cond2_BD = torch.cat([cond_BD, self.null_cond.expand(B, -1).to(cond_BD)]) if guided else cond_BD
-        x_BnD = cond2_BD[:, None] + self.pos_1LD[:, :1] + self.level_embed.weight[0]
+        n0 = self.counts[0]
+        x_BnD = cond2_BD[:, None] + self.pos_1LD[:, :n0] + self.level_embed.weight[0]
         zhat_BCHW: torch.Tensor | float = 0.0
         indices, all_logits, start = [], [], 0
         self._set_caching(True)
