@@ -116,13 +116,16 @@ def _decode_one(src: str, dst: str, model, options: dict) -> DecodeResult:
 
 
 _worker_model = None
+_worker_per_file = False  # decode workers: resolve each file's shipped model instead of _worker_model
 
 
 def _worker_init(model, threads: int, device: str | None = None) -> None:
-    global _worker_model
+    global _worker_model, _worker_per_file
     # The parent shares the free cores among the workers instead of each one taking all of them.
     torch.set_num_threads(threads)
+    # With no model given, decode resolves each file's own shipped model; encode uses the default.
     _worker_model = resolve_model(model, device)
+    _worker_per_file = model is None
 
 
 def _worker_encode(src: str, dst: str, options: dict) -> EncodeResult:
@@ -130,7 +133,7 @@ def _worker_encode(src: str, dst: str, options: dict) -> EncodeResult:
 
 
 def _worker_decode(src: str, dst: str, options: dict) -> DecodeResult:
-    return _decode_one(src, dst, _worker_model, options)
+    return _decode_one(src, dst, None if _worker_per_file else _worker_model, options)
 
 
 def encode_many(
@@ -207,10 +210,13 @@ def decode_many(
         raise VatError(f"jobs must be >= 1, got {jobs}")
     check_decode_options(options.get("resolution", 256), options.get("scales"), options.get("faces"))
     net = resolve_model(model, device)
+    # No model given: each file gets the shipped model that wrote it (`model_for_file`), loaded once each.
+    per_file = None if model is None else net
+    options = {**options, "device": device}
     if jobs == 1 or len(srcs) <= 1:
         if threads is not None:
             use_threads(threads)
-        return (_decode_one(src, dst, net, options) for src, dst in zip(srcs, dsts, strict=True))
+        return (_decode_one(src, dst, per_file, options) for src, dst in zip(srcs, dsts, strict=True))
     spec = model if model is None or isinstance(model, (str, os.PathLike)) else net
     workers = min(jobs, len(srcs))
     init = (spec, choose_threads(threads, workers), device)

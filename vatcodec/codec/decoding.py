@@ -15,8 +15,8 @@ from vatcodec.codec.models import (
     as_mesh,
     device_of,
     file_model_id,
+    model_for_file,
     model_id_of,
-    resolve_model,
     tables_of,
 )
 from vatcodec.errors import BitstreamError, EmptyShapeError, VatError
@@ -52,7 +52,7 @@ def measure_fscore(data: bytes, mesh_or_path, *, model=None, resolution: int = Q
     """
     from vatcodec.geometry.mesh_io import normalize_mesh
 
-    net = resolve_model(model)
+    net = model_for_file(header_info(data), model)
     ref_unit, norm = normalize_mesh(as_mesh(mesh_or_path))
     return _fscore(data, net, ref_unit, norm, resolution)
 
@@ -144,7 +144,7 @@ def decode_arrays(
     check_decode_options(resolution, scales, faces)
     t0 = time.perf_counter()
     info = header_info(data)  # a corrupt file fails here, before any model is loaded
-    net = resolve_model(model, device)
+    net = model_for_file(info, model, device)
     _check_file_matches(info, net)
     vat = unpack(data, tables=tables_of(net))
     n = min(scales or vat.num_scales, vat.num_scales)

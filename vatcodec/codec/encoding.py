@@ -34,6 +34,7 @@ from vatcodec.codec.models import (
     as_mesh,
     device_of,
     file_model_id,
+    model_for_file,
     model_id_of,
     resolve_model,
     tables_of,
@@ -352,7 +353,7 @@ def recode(data: bytes, *, model=None, coder: str = "auto", scales: int | None =
         VatError: the file was written by another model, or bad options.
     """
     info = header_info(data)
-    net = resolve_model(model)
+    net = model_for_file(info, model)
     _check_file_matches(info, net)
     _check_options(net, scales, None, coder)
     vat = unpack(data, tables=tables_of(net))

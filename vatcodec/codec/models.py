@@ -18,9 +18,46 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_NAME = "vat-s.safetensors"
 
 
+def weights_dir() -> Path:
+    """The package folder of the shipped checkpoints."""
+    return Path(__file__).resolve().parents[1] / "weights"
+
+
 def default_model_path() -> Path:
     """Where the shipped default model lives inside the package."""
-    return Path(__file__).resolve().parents[1] / "weights" / DEFAULT_MODEL_NAME
+    return weights_dir() / DEFAULT_MODEL_NAME
+
+
+def _file_ids(path: Path) -> tuple[str, ...]:
+    """The ids (model id, entropy id) a tokenizer checkpoint's files may carry, from its header alone."""
+    import json
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            meta = json.loads(f.read(min(n, 1 << 24))).get("__metadata__", {})
+    except (OSError, ValueError, struct.error):
+        return ()
+    if not str(meta.get("format", "")).startswith("vatcodec-tokenizer"):
+        return ()
+    return tuple(meta[k] for k in ("model_id", "entropy_id") if k in meta)
+
+
+def bundled_model_for(file_id: str) -> Path | None:
+    """The shipped tokenizer whose files carry `file_id` (hex), so files of an earlier default still decode."""
+    default = default_model_path()
+    for path in [default, *sorted(p for p in weights_dir().glob("*.safetensors") if p != default)]:
+        if file_id in _file_ids(path):
+            return path
+    return None
+
+
+def model_for_file(info: dict, model, device: str | None = None) -> VAT:
+    """`resolve_model` for decoding a file: with no model given, the shipped one that wrote it (else the default)."""
+    if model is None:
+        model = bundled_model_for(info["model_id"])
+    return resolve_model(model, device)
 
 
 @functools.lru_cache(maxsize=4)

@@ -54,13 +54,13 @@ def page_data(
     from vatcodec.codec.bitstream import header_info
     from vatcodec.codec.decoding import check_decode_options, decimate, decode_arrays
     from vatcodec.codec.encoding import recode
-    from vatcodec.codec.models import resolve_model
+    from vatcodec.codec.models import model_for_file
     from vatcodec.errors import EmptyShapeError
     from vatcodec.geometry.mesh_io import Normalization
 
     check_decode_options(resolution, None, faces)
     info = header_info(data)  # a corrupt file fails here, before anything is loaded
-    net = resolve_model(model)
+    net = model_for_file(info, model)
     norm = Normalization(center=tuple(info["center"]), scale=info["scale"])
     ref = None
     if original is not None:
