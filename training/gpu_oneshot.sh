@@ -16,7 +16,8 @@ BATCH=${BATCH:-64}
 LR=${LR:-1e-3}
 DATA=${DATA:-gpu/cache}
 INIT=${INIT:-gpu/init.safetensors}
-OVERRIDES=${OVERRIDES:-'{"label_dilate": 0.00390625}'}   # the current recipe (docs/tokenizer.md)
+CONFIG=${CONFIG:-vat-tp}        # the current recipe (docs/tokenizer.md): the triplane latent
+OVERRIDES=${OVERRIDES:-'{}'}
 PY=${PY:-python3}
 RUN=$(mktemp -d)/run            # the full checkpoint (fp32 + EMA + optimizer) is too big to come back
 mkdir -p "$OUT"
@@ -24,14 +25,14 @@ mkdir -p "$OUT"
 [ -f "$INIT" ] || { echo "error: no initial checkpoint at $INIT (see the top of this script)" >&2; exit 2; }
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' | tee "$OUT/env.txt"
 set +e
-PYTHONPATH=. "$PY" -m training.tokenizer --data "$DATA" --out "$RUN" --init "$INIT" --overrides "$OVERRIDES" \
+PYTHONPATH=. "$PY" -m training.tokenizer --data "$DATA" --out "$RUN" --init "$INIT" --config "$CONFIG" --overrides "$OVERRIDES" \
   --steps "$STEPS" --stage1-steps 0 --batch-size "$BATCH" --lr "$LR" --warmup 200 --val-every 0 \
   --ckpt-every 1000 --log-every 50 --val-shapes 33 --max-minutes "$MINUTES" 2>&1 | tee "$OUT/train.log"
 rc=${PIPESTATUS[0]}
 set -e
 cp "$RUN/metrics.jsonl" "$OUT/metrics.jsonl" 2>/dev/null || true
 if [ -f "$RUN/last.safetensors" ]; then  # also after an error: the last checkpoint is what the lease bought
-  PYTHONPATH=. "$PY" -m training.export "$RUN/last.safetensors" "$OUT/vat-s-gpu.safetensors" \
+  PYTHONPATH=. "$PY" -m training.export "$RUN/last.safetensors" "$OUT/$CONFIG-gpu.safetensors" \
     --note "{\"hardware\": \"one GPU lease\", \"minutes\": $MINUTES}" | tee "$OUT/model_id.txt"
 fi
 exit "$rc"
