@@ -45,7 +45,7 @@ def table_sample(seed: int) -> dict[str, np.ndarray]:
     return analytic_sample(table_mesh(), table_sdf, seed, 8000)
 
 
-TRIPLANE = {"latent_planes": 3, "num_latents": 48, "plane_res": 4, "scatter_res": 16}
+TRIPLANE = {"latent_planes": 3, "num_latents": 192, "scales": [1, 2, 4, 8], "plane_res": 8, "scatter_res": 32}
 
 
 @pytest.mark.parametrize("latent", ["tokens", "triplane"])
@@ -59,13 +59,14 @@ def test_tiny_model_overfits_a_table_with_thin_legs(tmp_path, latent):
     (cache / INDEX_NAME).write_text(json.dumps({"n_uniform": 8000, "shapes": shapes}))
     args = tiny_args(
         tmp_path,
-        # 64 px planes: a leg is 5 pixels wide, not 2.5 (vat-tiny's triplane latent: 4 x 4 per plane, 4 doublings)
-        overrides=json.dumps({"plane_up": 3} if latent == "tokens" else {**TRIPLANE, "plane_up": 4}),
-        steps=700,
+        # 64 px planes: a leg is 5 pixels wide, not 2.5 (the triplane latent: 8 x 8 per plane, as vat-tp)
+        overrides=json.dumps({"plane_up": 3} if latent == "tokens" else {**TRIPLANE, "plane_up": 3}),
+        # The triplane latent reached IoU 0.907 after 700 steps on the CI machine: 1000 leave a margin.
+        steps=700 if latent == "tokens" else 1000,
         stage1_steps=300,
         num_queries=2048,
         warmup=20,
-        ckpt_every=700,
+        ckpt_every=1000,
         log_every=100,
     )
     t = time.time()
