@@ -23,7 +23,15 @@ def test_default_model_loads_and_is_small():
     path = codec.default_model_path()
     assert path.is_file() and path.stat().st_size <= 25 * 2**20
     net = codec.get_model()
-    assert net.cfg.name == "vat-s" and len(net.model_id) == 8
+    assert net.cfg.name == "vat-tp" and len(net.model_id) == 8
+
+
+def test_files_of_the_earlier_default_still_decode():
+    """vat-s wrote the golden chair; with vat-tp the default, the file still finds its model by its id."""
+    data = (Path(__file__).parent / "golden" / "chair-vat-s.vat").read_bytes()
+    old = codec.bundled_model_for(header_info(data)["model_id"])
+    assert old is not None and old.name == "vat-s.safetensors"
+    assert len(codec.decode(data, resolution=32).faces) > 0
 
 
 def test_chair_round_trip_is_deterministic_and_in_place(chair):

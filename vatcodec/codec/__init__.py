@@ -36,6 +36,8 @@ _API = {
     "model_id_of": "models",
     "tables_of": "models",
     "resolve_model": "models",
+    "bundled_model_for": "models",
+    "model_for_file": "models",
     "resolve_device": "models",
     "pack_smallest": "encoding",
 }
@@ -68,6 +70,8 @@ __all__ = [
     "recode",
     "resolve_device",
     "resolve_model",
+    "bundled_model_for",
+    "model_for_file",
     "tables_of",
 ]
 
@@ -94,9 +98,11 @@ if TYPE_CHECKING:
     )
     from vatcodec.codec.models import (
         DEFAULT_MODEL_NAME,
+        bundled_model_for,
         clear_model_cache,
         default_model_path,
         get_model,
+        model_for_file,
         model_id_of,
         resolve_device,
         resolve_model,

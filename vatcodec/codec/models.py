@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
     from vatcodec.model.tokenizer import VAT
 
-DEFAULT_MODEL_NAME = "vat-s.safetensors"
+DEFAULT_MODEL_NAME = (
+    "vat-tp.safetensors"  # files of vat-s, the earlier default, still decode (`model_for_file`)
+)
 
 
 def weights_dir() -> Path:

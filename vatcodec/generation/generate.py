@@ -102,6 +102,11 @@ def generate(
     dev = resolve_device(device)
     gen = model if hasattr(model, "sample") else get_generator(model, dino_path, dev)
     gen = gen.to(dev).eval()
+    if tokenizer is None and gen.cfg.tokenizer_id:
+        # The shipped generator may predict the tokens of an earlier shipped tokenizer than the default one.
+        from vatcodec.codec.models import bundled_model_for
+
+        tokenizer = bundled_model_for(gen.cfg.tokenizer_id)
     net = codec.resolve_model(tokenizer)
     tok_id = bytes(codec.model_id_of(net)).hex()
     if gen.cfg.tokenizer_id and gen.cfg.tokenizer_id != tok_id:
