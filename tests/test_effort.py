@@ -238,3 +238,20 @@ def test_cli_says_where_the_time_limit_stopped_and_writes_the_file(ckpt, mesh, t
     assert len(lines) == 1 and lines[0].startswith("warning: effort 3 reached its 0.2 s time limit")
     assert "--time-limit 0" in lines[0]
     assert unpack(out.read_bytes()).num_scales == len(unpack(out.read_bytes()).schedule)
+
+
+def test_every_effort_level_runs_on_a_triplane_latent(mesh, samples, monkeypatch):
+    """Code steps and the index search see three token grids per scale: never worse than effort 0 there either."""
+    from test_triplane_latent import tiny_tp
+
+    tp = tiny_tp().eval()
+    monkeypatch.setattr(
+        effort,
+        "PLANS",
+        {1: effort.Plan(4, 0, 0), 2: effort.Plan(4, 4, 0), 3: effort.Plan(4, 4, 2 * effort.SEARCH_TRIES)},
+    )
+    base = unpack(codec.encode(mesh, model=tp)).indices
+    for level in (1, 2, 3):
+        idx = unpack(codec.encode(mesh, model=tp, effort=level, time_limit=0)).indices
+        assert [len(i) for i in idx] == list(tp.cfg.schedule)
+        assert effort.indices_loss(tp, idx, samples) <= effort.indices_loss(tp, base, samples)

@@ -198,7 +198,7 @@ class _Search:
                     idx = vq.nearest(code_LC)
                 idx_L.append(idx.numpy())
                 snapped_LC = book_VC[idx] + (code_LC - code_LC.detach())  # straight-through, exact forward
-                zhat_1CHW = zhat_1CHW + vq.up(si, snapped_LC.T.reshape(1, vq.dim, pn, pn))
+                zhat_1CHW = zhat_1CHW + vq.up(si, vq.code_map(snapped_LC[None], pn))
             loss = latent_loss(self.net, vq._to_tokens(zhat_1CHW), self.samples)[0]
             self.offer(idx_L, loss.item())
             grads = torch.autograd.grad(loss, codes)
@@ -216,7 +216,7 @@ class _Search:
         zhat_1CHW = sum(vq.up(s, m) for s, m in enumerate(maps))
         loss = latent_loss(self.net, vq._to_tokens(zhat_1CHW), self.samples)[0]
         (g_1Chw,) = torch.autograd.grad(loss, [maps[si]])
-        return g_1Chw[0].flatten(1).T
+        return vq._to_tokens(g_1Chw)[0]  # (planes * h * w, C), in token order
 
     def index_search(self, max_evals: int) -> None:
         """Greedy, coarse to fine: per token, the gradient ranks nearby codes; the best exact loss wins."""

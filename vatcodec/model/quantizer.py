@@ -81,8 +81,12 @@ class MultiScaleVQ(nn.Module):
 
     def embed(self, idx_BL: torch.Tensor, pn: int) -> torch.Tensor:
         """Code vectors of a scale's indices (B, planes * pn * pn) as a (B * planes, C, pn, pn) map."""
-        G = idx_BL.shape[0] * self.planes
-        return self.codebook(idx_BL).view(G, pn, pn, self.dim).permute(0, 3, 1, 2)  # (G, C, pn, pn)
+        return self.code_map(self.codebook(idx_BL), pn)
+
+    def code_map(self, codes_BLC: torch.Tensor, pn: int) -> torch.Tensor:
+        """A scale's code vectors (B, planes * pn * pn, C), in token order, as a (B * planes, C, pn, pn) map."""
+        G = codes_BLC.shape[0] * self.planes
+        return codes_BLC.reshape(G, pn, pn, self.dim).permute(0, 3, 1, 2)
 
     def _to_grid(self, z_BKC: torch.Tensor) -> torch.Tensor:
         G = z_BKC.shape[0] * self.planes
