@@ -99,15 +99,16 @@ def test_training_inputs_equal_the_tokenizers_decode_chain():
     """Scale s's teacher input is Down_s of the tokenizer's own dequantized prefix of s scales."""
     vq = codec.get_model().vq  # the shipped tokenizer's VVQ: real Phi convs and codebook
     g = torch.Generator().manual_seed(1)
-    indices = [torch.randint(0, 4096, (2, pn * pn), generator=g) for pn in vq.scales]
+    P = vq.planes  # a triplane latent has P grids per scale, side by side in token order
+    indices = [torch.randint(0, 4096, (2, P * pn * pn), generator=g) for pn in vq.scales]
     inputs_BlC = vq.teacher_inputs(indices)
     start = 0
     for s in range(1, len(vq.scales)):
         pn = vq.scales[s]
-        prefix_BCHW = vq._to_grid(vq.decode(indices[:s]))
-        want_BnC = vq._to_tokens(torch.nn.functional.interpolate(prefix_BCHW, size=(pn, pn), mode="area"))
-        torch.testing.assert_close(inputs_BlC[:, start : start + pn * pn], want_BnC)
-        start += pn * pn
+        prefix_GCHW = vq._to_grid(vq.decode(indices[:s]))
+        want_BnC = vq._to_tokens(torch.nn.functional.interpolate(prefix_GCHW, size=(pn, pn), mode="area"))
+        torch.testing.assert_close(inputs_BlC[:, start : start + P * pn * pn], want_BnC)
+        start += P * pn * pn
     assert start == inputs_BlC.shape[1]
     # And the chain's final sum is the latent `vatcodec decode` reconstructs from.
     zhat = 0.0

@@ -18,16 +18,25 @@ from vatcodec.model.config import VATConfig
 from vatcodec.model.tokenizer import VAT
 
 
-def export(src: str, dst: str, note: dict | None = None, iso_logit: float | None = None) -> bytes:
+def export(
+    src: str,
+    dst: str,
+    note: dict | None = None,
+    iso_logit: float | None = None,
+    prefix_iso: tuple[float, ...] | None = None,
+) -> bytes:
     """Writes the EMA weights of `src` in fp16 (and its entropy tables, if any) to `dst`; returns the model id.
 
     `iso_logit` sets the decoded surface's level (chosen on validation for models trained on dilated labels);
-    it is a decode-side field, so it changes the model id.
+    it is a decode-side field, so it changes the model id. `prefix_iso` does the same for the shorter prefixes
+    (`benchmarks/prefix_iso.py` measures them).
     """
     tensors, meta = read_checkpoint(src)
     cfg = VATConfig.from_json(meta["config"])
     if iso_logit is not None:
         cfg = dataclasses.replace(cfg, iso_logit=iso_logit)
+    if prefix_iso is not None:
+        cfg = dataclasses.replace(cfg, prefix_iso=tuple(prefix_iso))
     model = VAT(cfg)
     model.load_state_dict(
         split_state(tensors, "ema." if any(k.startswith("ema.") for k in tensors) else "model.")
@@ -58,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--iso-logit", type=float, default=None, help="tokenizers: the decoded surface's logit level"
     )
+    p.add_argument(
+        "--prefix-iso",
+        type=lambda t: tuple(float(x) for x in t.split(",")) if t else (),
+        default=None,
+        help="tokenizers: levels of the prefixes of 1, 2, ... scales, e.g. --prefix-iso=-1,-0.5 (empty: none)",
+    )
     a = p.parse_args(argv)
     from safetensors import safe_open
 
@@ -66,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if is_generator:
         print(export_generator(a.src, a.dst, json.loads(a.note)))
     else:
-        print(export(a.src, a.dst, json.loads(a.note), a.iso_logit).hex())
+        print(export(a.src, a.dst, json.loads(a.note), a.iso_logit, a.prefix_iso).hex())
     return 0
 
 

@@ -20,8 +20,7 @@ def write_gallery(paths: list[Path], root: Path, out_path: Path, opts, records: 
 
     model = (opts.models or [None])[0]
     net = get_model(model)
-    S = len(net.cfg.schedule)
-    prefixes = sorted(n for n in (opts.prefixes or range(1, S + 1)) if 1 <= n <= S)
+    prefixes = opts.prefixes_for(len(net.cfg.schedule))
     rows = []
     for p in paths:
         ref = load_mesh(p)

@@ -19,6 +19,7 @@ BUDGETS = (256, 512, 1024, 2048, 4096, 8192)
 QUICK_BUDGETS = (512, 2048)
 BASELINE_CODECS = ("draco", "voxel")
 QUICK_MESH_NAMES = ("chair.obj", "table.obj", "torus.obj")
+QUICK_PREFIXES = 5  # scale prefixes a quick run measures, whatever the model's number of scales
 
 
 @dataclass
@@ -40,6 +41,16 @@ class BenchOptions:
     pages: int = 0  # `vatcodec view` pages (pages/<mesh>.html) for the first N gallery meshes
     plots: bool = True  # draw PNG/SVG plots
     quick: bool = False  # smoke run: three small meshes, few rates
+
+    def prefixes_for(self, num_scales: int) -> list[int]:
+        """The scale prefixes to measure for a model of `num_scales` scales (quick: 5 spread up to the full stream)."""
+        if self.prefixes:
+            return sorted(n for n in set(self.prefixes) if 1 <= n <= num_scales)
+        if self.quick:
+            return sorted(
+                {max(1, round(num_scales * k / QUICK_PREFIXES)) for k in range(1, QUICK_PREFIXES + 1)}
+            )
+        return list(range(1, num_scales + 1))
 
 
 def quick_meshes(folder: Path) -> list[Path]:
@@ -126,8 +137,7 @@ def _jobs(opts: BenchOptions, paths: list[Path], root: Path, schedules: dict) ->
         for codec in opts.codecs:
             if codec == "vat":
                 for m in models:
-                    S = schedules[m]
-                    prefixes = [n for n in (opts.prefixes or range(1, S + 1)) if 1 <= n <= S]
+                    prefixes = opts.prefixes_for(schedules[m])
                     jobs.append(
                         dict(
                             kind="vat",

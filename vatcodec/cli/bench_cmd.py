@@ -88,8 +88,6 @@ def bench_cmd(
         plots=plots,
         quick=quick,
     )
-    if quick and not prefixes:
-        opts.prefixes = (2, 4, 6, 8, 10)
     if quick and resolution == 256:
         opts.resolution = 128
     if quick:

@@ -52,6 +52,9 @@ class VATConfig:
     )
     out_bias: float = 0.0  # initial bias of the occupancy logit (the empty prior: about -1 for our query mix)
     iso_logit: float = 0.0  # logit of the decoded surface; the field reports logit - iso_logit (> 0 inside)
+    prefix_iso: tuple[
+        float, ...
+    ] = ()  # iso logit of the prefixes of 1, 2, ... scales; () = iso_logit for all
     # labels (paper section 6.3.1, with a dilation of our own)
     label_band: float = 1.0 / 128  # s of the semi-continuous occupancy label
     label_dilate: float = 0.0  # training labels use sdf - label_dilate: thin sheets get a fully inside core
@@ -80,6 +83,8 @@ class VATConfig:
             down = self.scatter_res // side
             if self.scatter_res % side or down & (down - 1):
                 raise ValueError("scatter_res must be the latent side times a power of two")
+        if len(self.prefix_iso) >= len(self.scales):
+            raise ValueError("prefix_iso covers the shorter prefixes only: the full stream uses iso_logit")
         if len(self.scales) < self.num_phi:
             raise ValueError(f"need at least num_phi={self.num_phi} scales, or some Phi convs never train")
         if self.plane_up < 2:
@@ -107,6 +112,14 @@ class VATConfig:
         """Token count per scale, as written in the bitstream (every latent plane holds s x s tokens)."""
         return tuple(self.latent_planes * s * s for s in self.scales)
 
+    def iso_at(self, num_scales: int) -> float:
+        """The surface logit of a decode from the first `num_scales` scales.
+
+        A coarse prefix decodes a blurred field whose logits sit lower than the full stream's (training sees
+        prefixes only part of the time), so one level can leave it empty; levels chosen on validation fix that.
+        """
+        return self.prefix_iso[num_scales - 1] if num_scales <= len(self.prefix_iso) else self.iso_logit
+
     def to_json(self) -> str:
         d = dataclasses.asdict(self)
         d.pop("extra")
@@ -116,6 +129,7 @@ class VATConfig:
     def from_json(cls, text: str) -> VATConfig:
         d = json.loads(text)
         d["scales"] = tuple(d["scales"])
+        d["prefix_iso"] = tuple(d.get("prefix_iso", ()))
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -150,7 +164,7 @@ DECODE_FIELDS = (
     "plane_channels",
     "mlp_hidden",
 )
-LATER_DECODE_FIELDS = ("plane_block", "plane_min_channels", "iso_logit", "latent_planes")
+LATER_DECODE_FIELDS = ("plane_block", "plane_min_channels", "iso_logit", "latent_planes", "prefix_iso")
 
 CONFIGS: dict[str, VATConfig] = {
     # Our default: sized for CPU training and CPU decoding (see README "Choosing vat-s").
@@ -209,6 +223,7 @@ def get_config(config_name: str, /, **overrides) -> VATConfig:
     """A named config, optionally with some fields replaced (including `name`)."""
     if config_name not in CONFIGS:
         raise KeyError(f"unknown config {config_name!r}; known: {', '.join(CONFIGS)}")
-    if "scales" in overrides:
-        overrides["scales"] = tuple(overrides["scales"])  # JSON overrides give a list
+    for key in ("scales", "prefix_iso"):
+        if key in overrides:
+            overrides[key] = tuple(overrides[key])  # JSON overrides give a list
     return dataclasses.replace(CONFIGS[config_name], **overrides)

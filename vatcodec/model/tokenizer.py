@@ -106,8 +106,9 @@ class VAT(nn.Module):
 
     @torch.no_grad()
     def decode(self, indices: list[torch.Tensor]) -> OccupancyField:
-        """Indices of any prefix of the scales -> an occupancy field to query."""
-        return self.decode_latent(self.vq.decode(indices))
+        """Indices of any prefix of the scales -> an occupancy field to query (> 0 inside, at that prefix's iso)."""
+        zhat_BKC = self.vq.decode(indices)
+        return OccupancyField(self.decoder, self.decoder.planes(zhat_BKC), self.cfg.iso_at(len(indices)))
 
     def decode_latent(self, zhat_BKC: torch.Tensor) -> OccupancyField:
         """Occupancy field of a continuous latent (stage-1 models, and latent refinement)."""

@@ -1,0 +1,81 @@
+"""Per-prefix surface levels: decoded F-score of validation meshes for every shorter prefix at candidate isos.
+
+A coarse prefix decodes a blurred field whose logits sit below the full stream's, so at the full stream's level
+it often decodes to nothing. This measures F (tau 0.01, marching cubes at 128) on validation meshes for each
+prefix of 1 .. S-1 scales and each candidate level, picks the best level per prefix (ties: the one nearer the
+full stream's), and prints the `--prefix-iso` list for `training.export`.
+
+PYTHONPATH=. python benchmarks/prefix_iso.py CKPT ~/.cache/vatcodec/cache [N] [ISOS] \
+    >> benchmarks/results/prefix_iso.jsonl
+"""
+
+import dataclasses
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+
+from training.speedrun import val_meshes
+from vatcodec.codec import decode, encode
+from vatcodec.errors import VatError
+from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
+from vatcodec.geometry.metrics import decoded_surface_metrics
+from vatcodec.model.checkpoint import load_model
+
+ISOS = (-1.5, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    ckpt, data = sys.argv[1], sys.argv[2]
+    n_meshes = int(sys.argv[3]) if len(sys.argv) > 3 else 8
+    isos = tuple(map(float, sys.argv[4].split(","))) if len(sys.argv) > 4 else ISOS
+    net = load_model(ckpt).eval()
+    base = dataclasses.replace(net.cfg, prefix_iso=())
+    S = len(base.scales)
+    meshes = val_meshes(data, n_meshes)
+    t0 = time.perf_counter()
+    f_PIM = np.zeros((S - 1, len(isos), len(meshes)))  # (prefix, iso, mesh)
+    for m, path in enumerate(meshes):
+        ref = load_mesh(path)
+        ref_unit, norm = normalize_mesh(ref)
+        for i, iso in enumerate(isos):
+            net.cfg = dataclasses.replace(
+                base, iso_logit=iso
+            )  # full-stream level = this iso, for every prefix
+            full = encode(ref, model=net, coder="raw")  # the level is part of the model id the file carries
+            for n in range(1, S):
+                try:
+                    mesh = decode(full, model=net, scales=n, resolution=128)
+                except VatError:
+                    mesh = None  # an empty decode scores 0
+                f_PIM[n - 1, i, m] = decoded_surface_metrics(mesh, ref_unit, norm)["fscore"]
+        print(f"mesh {m + 1}/{len(meshes)} {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    f_PI = f_PIM.mean(axis=2)
+    chosen = []
+    for n in range(1, S):
+        best = f_PI[n - 1].max()
+        near = [i for i in range(len(isos)) if f_PI[n - 1, i] >= best - 1e-9]
+        chosen.append(isos[min(near, key=lambda i: abs(isos[i] - base.iso_logit))])
+    row = {
+        "ckpt": ckpt,
+        "meshes": len(meshes),
+        "isos": list(isos),
+        "full_iso": base.iso_logit,
+        "f_by_prefix_iso": [[round(float(x), 4) for x in r] for r in f_PI],
+        "f_at_full_iso": [
+            round(float(f_PI[n, isos.index(base.iso_logit)]), 4) if base.iso_logit in isos else None
+            for n in range(S - 1)
+        ],
+        "chosen": chosen,
+        "f_at_chosen": [round(float(f_PI[n].max()), 4) for n in range(S - 1)],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    print(json.dumps(row), flush=True)
+    print("--prefix-iso=" + ",".join(str(x) for x in chosen), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
