@@ -137,14 +137,16 @@ def test_resume_is_exact(tmp_path):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="torchrun gloo run exercised on Linux CI")
 def test_two_rank_ddp_keeps_weights_identical(tmp_path):
+    """Two ranks resume a one-process run (a run may move to torchrun when cores free up) and stay identical."""
     write_cache(tmp_path / "cache", n_shapes=2)
-    cmd = [
-        sys.executable,
+    torchrun = [
         "-m",
         "torch.distributed.run",
         "--standalone",  # a free port: a fixed one can collide with another run on the machine
         "--nproc_per_node",
         "2",
+    ]
+    args = [
         "-m",
         "training.tokenizer",
         "--data",
@@ -169,8 +171,14 @@ def test_two_rank_ddp_keeps_weights_identical(tmp_path):
         "1",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    one = [sys.executable, *args, "--stop-at", "3"]
+    r = subprocess.run(one, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(
+        [sys.executable, *torchrun, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "at step 3 (saved by 1 rank(s), now 2)" in r.stderr
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     digests = rows[-1]["rank_weight_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]

@@ -203,8 +203,13 @@ def train(a: TrainArgs) -> dict:
             )
         if "code_age" in state:  # absent in checkpoints written before it was saved
             model.vq.code_age.copy_(torch.tensor(state["code_age"]))
-        gen.set_state(torch.tensor(state["rng"][rank], dtype=torch.uint8))
-        console.print(f"resumed from {last} at step {step}")
+        if rank < len(state["rng"]):
+            gen.set_state(torch.tensor(state["rng"][rank], dtype=torch.uint8))
+        else:  # saved by fewer ranks (e.g. a one-process run resumed under torchrun): a fresh noise stream
+            gen.manual_seed(a.seed * 1000 + rank + 7919 * step)
+        console.print(
+            f"resumed from {last} at step {step} (saved by {len(state['rng'])} rank(s), now {world})"
+        )
     else:
         if a.init:
             # A warm start: the weights continue, the optimizer and the learning-rate schedule start over.
