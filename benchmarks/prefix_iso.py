@@ -1,9 +1,9 @@
-"""Per-prefix surface levels: decoded F-score of validation meshes for every shorter prefix at candidate isos.
+"""Surface levels per prefix: decoded F-score of validation meshes for every prefix at candidate isos.
 
 A coarse prefix decodes a blurred field whose logits sit below the full stream's, so at the full stream's level
 it often decodes to nothing. This measures F (tau 0.01, marching cubes at 128) on validation meshes for each
-prefix of 1 .. S-1 scales and each candidate level, picks the best level per prefix (ties: the one nearer the
-full stream's), and prints the `--prefix-iso` list for `training.export`.
+prefix of 1 .. S scales and each candidate level, picks the best level per prefix (ties: the lowest), and
+prints the `--iso-logit` (full stream) and `--prefix-iso` for `training.export`.
 
 PYTHONPATH=. python benchmarks/prefix_iso.py CKPT ~/.cache/vatcodec/cache [N] [ISOS] \
     >> benchmarks/results/prefix_iso.jsonl
@@ -24,7 +24,8 @@ from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
 from vatcodec.geometry.metrics import decoded_surface_metrics
 from vatcodec.model.checkpoint import load_model
 
-ISOS = (-1.5, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25)
+TIE = 0.005  # F-scores this close are a tie (8 meshes: well inside the noise)
+ISOS = (-1.5, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5)
 
 
 def main() -> None:
@@ -37,7 +38,8 @@ def main() -> None:
     S = len(base.scales)
     meshes = val_meshes(data, n_meshes)
     t0 = time.perf_counter()
-    f_PIM = np.zeros((S - 1, len(isos), len(meshes)))  # (prefix, iso, mesh)
+    f_PIM = np.zeros((S, len(isos), len(meshes)))  # (prefix, iso, mesh)
+    empty_PI = np.zeros((S, len(isos)), dtype=int)
     for m, path in enumerate(meshes):
         ref = load_mesh(path)
         ref_unit, norm = normalize_mesh(ref)
@@ -46,19 +48,20 @@ def main() -> None:
                 base, iso_logit=iso
             )  # full-stream level = this iso, for every prefix
             full = encode(ref, model=net, coder="raw")  # the level is part of the model id the file carries
-            for n in range(1, S):
+            for n in range(1, S + 1):
                 try:
                     mesh = decode(full, model=net, scales=n, resolution=128)
                 except VatError:
                     mesh = None  # an empty decode scores 0
+                    empty_PI[n - 1, i] += 1
                 f_PIM[n - 1, i, m] = decoded_surface_metrics(mesh, ref_unit, norm)["fscore"]
         print(f"mesh {m + 1}/{len(meshes)} {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     f_PI = f_PIM.mean(axis=2)
     chosen = []
-    for n in range(1, S):
-        best = f_PI[n - 1].max()
-        near = [i for i in range(len(isos)) if f_PI[n - 1, i] >= best - 1e-9]
-        chosen.append(isos[min(near, key=lambda i: abs(isos[i] - base.iso_logit))])
+    for n in range(1, S + 1):
+        # Within TIE of the best F, the lowest level: a fuller shape, and fewer shapes that decode to nothing.
+        near = [i for i in range(len(isos)) if f_PI[n - 1, i] >= f_PI[n - 1].max() - TIE]
+        chosen.append(isos[min(near, key=lambda i: isos[i])])
     row = {
         "ckpt": ckpt,
         "meshes": len(meshes),
@@ -67,14 +70,15 @@ def main() -> None:
         "f_by_prefix_iso": [[round(float(x), 4) for x in r] for r in f_PI],
         "f_at_full_iso": [
             round(float(f_PI[n, isos.index(base.iso_logit)]), 4) if base.iso_logit in isos else None
-            for n in range(S - 1)
+            for n in range(S)
         ],
+        "empty_by_prefix_iso": empty_PI.tolist(),
         "chosen": chosen,
-        "f_at_chosen": [round(float(f_PI[n].max()), 4) for n in range(S - 1)],
+        "f_at_chosen": [round(float(f_PI[n].max()), 4) for n in range(S)],
         "seconds": round(time.perf_counter() - t0, 1),
     }
     print(json.dumps(row), flush=True)
-    print("--prefix-iso=" + ",".join(str(x) for x in chosen), file=sys.stderr)
+    print(f"--iso-logit={chosen[-1]} --prefix-iso=" + ",".join(str(x) for x in chosen[:-1]), file=sys.stderr)
 
 
 if __name__ == "__main__":
