@@ -43,11 +43,11 @@ def main() -> None:
     for m, path in enumerate(meshes):
         ref = load_mesh(path)
         ref_unit, norm = normalize_mesh(ref)
+        net.cfg = base
+        full = encode(ref, model=net, coder="raw")  # the loaded model keeps its id: one file for every level
         for i, iso in enumerate(isos):
-            net.cfg = dataclasses.replace(
-                base, iso_logit=iso
-            )  # full-stream level = this iso, for every prefix
-            full = encode(ref, model=net, coder="raw")  # the level is part of the model id the file carries
+            # This level for the full stream and every prefix.
+            net.cfg = dataclasses.replace(base, iso_logit=iso)
             for n in range(1, S + 1):
                 try:
                     mesh = decode(full, model=net, scales=n, resolution=128)
@@ -74,7 +74,7 @@ def main() -> None:
         ],
         "empty_by_prefix_iso": empty_PI.tolist(),
         "chosen": chosen,
-        "f_at_chosen": [round(float(f_PI[n].max()), 4) for n in range(S)],
+        "f_at_chosen": [round(float(f_PI[n, isos.index(chosen[n])]), 4) for n in range(S)],
         "seconds": round(time.perf_counter() - t0, 1),
     }
     print(json.dumps(row), flush=True)

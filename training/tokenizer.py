@@ -148,7 +148,7 @@ def _field_stats(cfg, logits_M: torch.Tensor, sdf_M: torch.Tensor, n_uniform: in
 
     `logits_M` are the field's (shifted by the iso logit); the first `n_uniform` queries are uniform in the cube.
     """
-    raw_M = logits_M + cfg.iso_logit
+    raw_M = logits_M + cfg.iso_at(len(cfg.scales))  # the full stream's field
     occ_M = torch.from_numpy(
         semi_continuous_occupancy((sdf_M.cpu().numpy() - cfg.label_dilate), cfg.label_band).astype(np.float32)
     ).to(raw_M)
@@ -206,10 +206,13 @@ def train(a: TrainArgs) -> dict:
         if rank < len(state["rng"]):
             gen.set_state(torch.tensor(state["rng"][rank], dtype=torch.uint8))
         else:  # saved by fewer ranks (e.g. a one-process run resumed under torchrun): a fresh noise stream
-            gen.manual_seed(a.seed * 1000 + rank + 7919 * step)
-        console.print(
-            f"resumed from {last} at step {step} (saved by {len(state['rng'])} rank(s), now {world})"
-        )
+            gen.manual_seed(int(np.random.SeedSequence([a.seed, rank, step]).generate_state(1)[0]))
+        saved_world = len(state["rng"])
+        console.print(f"resumed from {last} at step {step} (saved by {saved_world} rank(s), now {world})")
+        if saved_world != world:  # the schedule counts steps: each step now sees a different number of shapes
+            console.print(
+                f"the global batch changes from {a.batch_size * saved_world} to {a.batch_size * world}"
+            )
     else:
         if a.init:
             # A warm start: the weights continue, the optimizer and the learning-rate schedule start over.

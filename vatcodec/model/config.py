@@ -83,6 +83,8 @@ class VATConfig:
             down = self.scatter_res // side
             if self.scatter_res % side or down & (down - 1):
                 raise ValueError("scatter_res must be the latent side times a power of two")
+        # Canonical floats in a tuple: JSON and callers give lists or ints, and the level list joins the model id.
+        object.__setattr__(self, "prefix_iso", tuple(float(x) for x in self.prefix_iso))
         if len(self.prefix_iso) >= len(self.scales):
             raise ValueError("prefix_iso covers the shorter prefixes only: the full stream uses iso_logit")
         if len(self.scales) < self.num_phi:
@@ -118,6 +120,8 @@ class VATConfig:
         A coarse prefix decodes a blurred field whose logits sit lower than the full stream's (training sees
         prefixes only part of the time), so one level can leave it empty; levels chosen on validation fix that.
         """
+        if not 1 <= num_scales <= len(self.scales):
+            raise ValueError(f"a decode uses 1 to {len(self.scales)} scales, not {num_scales}")
         return self.prefix_iso[num_scales - 1] if num_scales <= len(self.prefix_iso) else self.iso_logit
 
     def to_json(self) -> str:

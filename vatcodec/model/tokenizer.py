@@ -17,7 +17,8 @@ FAR_BANDS = 4.0  # a query is "far" (for `w_far`) beyond this many label bands f
 class OccupancyField:
     """A decoded shape: call it with points (B, M, 3) in the unit cube to get occupancy logits (B, M).
 
-    The logits are shifted by the model's iso logit, so that > 0 is inside for every model.
+    The logits are shifted by the surface level of the decode (the model's iso logit, or its level for that scale
+    prefix), so that > 0 is inside for every model and every prefix.
     """
 
     def __init__(self, decoder: TriplaneDecoder, planes: list[torch.Tensor], iso_logit: float = 0.0):
@@ -33,7 +34,7 @@ class OccupancyField:
             self.decoder.query(self.planes, points_BM3[:, i : i + chunk].to(device)).to(points_BM3.device)
             for i in range(0, points_BM3.shape[1], chunk)
         ]
-        # The surface sits at the model's iso logit (chosen on validation for dilated labels); callers see 0.
+        # The surface sits at the decode's level (chosen on validation, per prefix); callers see 0.
         return torch.cat(parts, dim=1) - self.iso_logit
 
 
