@@ -39,7 +39,9 @@ def test_levels_cover_only_the_shorter_prefixes():
         S - 1
     )  # JSON gives lists
     as_int, as_float = get_config("vat-tiny", prefix_iso=[0]), get_config("vat-tiny", prefix_iso=(0.0,))
-    assert as_int.decode_json() == as_float.decode_json() and hash(as_int) == hash(as_float)  # one id per levels
+    assert as_int.decode_json() == as_float.decode_json() and hash(as_int) == hash(
+        as_float
+    )  # one id per levels
     with pytest.raises(ValueError, match="1 to"):
         as_int.iso_at(0)
     with pytest.raises(ValueError, match="shorter prefixes"):
