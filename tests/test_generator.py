@@ -10,6 +10,7 @@ import trimesh
 from tests.conftest import tiny_model
 from training.gen_data import token_map, views_of
 from vatcodec import codec
+from vatcodec.codec.models import weights_dir
 from vatcodec.generation.checkpoint import load_generator, save_generator
 from vatcodec.generation.config import GenConfig
 from vatcodec.generation.image_input import to_tensor
@@ -151,8 +152,11 @@ def test_checkpoint_round_trip_fp16(tok, tmp_path):
 
 
 def four_shapes(size: int):
-    """Two prepared views and the shipped tokenizer's token map of four distinct shapes."""
-    net = codec.get_model()
+    """Two prepared views and the vat-s token map of four distinct shapes.
+
+    vat-s is the tokenizer the shipped generator predicts (its 655 tokens per shape); the budget below was set on it.
+    """
+    net = codec.get_model(str(weights_dir() / "vat-s.safetensors"))
     meshes = [
         load_mesh("examples/chair.obj"),
         trimesh.creation.box((1.0, 0.5, 0.3)),
