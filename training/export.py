@@ -36,7 +36,7 @@ def export(
     if iso_logit is not None:
         cfg = dataclasses.replace(cfg, iso_logit=iso_logit)
     if prefix_iso is not None:
-        cfg = dataclasses.replace(cfg, prefix_iso=tuple(prefix_iso))
+        cfg = dataclasses.replace(cfg, prefix_iso=prefix_iso)
     model = VAT(cfg)
     model.load_state_dict(
         split_state(tensors, "ema." if any(k.startswith("ema.") for k in tensors) else "model.")

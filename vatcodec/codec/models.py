@@ -15,9 +15,8 @@ if TYPE_CHECKING:
 
     from vatcodec.model.tokenizer import VAT
 
-DEFAULT_MODEL_NAME = (
-    "vat-tp.safetensors"  # files of vat-s, the earlier default, still decode (`model_for_file`)
-)
+# Files of vat-s, the earlier default, still decode (`model_for_file`).
+DEFAULT_MODEL_NAME = "vat-tp.safetensors"
 
 
 def weights_dir() -> Path:

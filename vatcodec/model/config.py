@@ -52,9 +52,8 @@ class VATConfig:
     )
     out_bias: float = 0.0  # initial bias of the occupancy logit (the empty prior: about -1 for our query mix)
     iso_logit: float = 0.0  # logit of the decoded surface; the field reports logit - iso_logit (> 0 inside)
-    prefix_iso: tuple[
-        float, ...
-    ] = ()  # iso logit of the prefixes of 1, 2, ... scales; () = iso_logit for all
+    # iso logit of the prefixes of 1, 2, ... scales shorter than the full stream; () = iso_logit for all
+    prefix_iso: tuple[float, ...] = ()
     # labels (paper section 6.3.1, with a dilation of our own)
     label_band: float = 1.0 / 128  # s of the semi-continuous occupancy label
     label_dilate: float = 0.0  # training labels use sdf - label_dilate: thin sheets get a fully inside core
@@ -68,6 +67,9 @@ class VATConfig:
     extra: dict = field(default_factory=dict, compare=False, hash=False)  # free-form notes, not hashed
 
     def __post_init__(self):
+        # Canonical tuples: JSON and callers give lists (and ints), and both fields join the model id.
+        object.__setattr__(self, "scales", tuple(self.scales))
+        object.__setattr__(self, "prefix_iso", tuple(float(x) for x in self.prefix_iso))
         if self.latent_planes not in (1, 3):
             raise ValueError(f"latent_planes must be 1 or 3, got {self.latent_planes}")
         per_plane, rest = divmod(self.num_latents, self.latent_planes)
@@ -83,8 +85,6 @@ class VATConfig:
             down = self.scatter_res // side
             if self.scatter_res % side or down & (down - 1):
                 raise ValueError("scatter_res must be the latent side times a power of two")
-        # Canonical floats in a tuple: JSON and callers give lists or ints, and the level list joins the model id.
-        object.__setattr__(self, "prefix_iso", tuple(float(x) for x in self.prefix_iso))
         if len(self.prefix_iso) >= len(self.scales):
             raise ValueError("prefix_iso covers the shorter prefixes only: the full stream uses iso_logit")
         if len(self.scales) < self.num_phi:
@@ -132,8 +132,6 @@ class VATConfig:
     @classmethod
     def from_json(cls, text: str) -> VATConfig:
         d = json.loads(text)
-        d["scales"] = tuple(d["scales"])
-        d["prefix_iso"] = tuple(d.get("prefix_iso", ()))
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -227,7 +225,4 @@ def get_config(config_name: str, /, **overrides) -> VATConfig:
     """A named config, optionally with some fields replaced (including `name`)."""
     if config_name not in CONFIGS:
         raise KeyError(f"unknown config {config_name!r}; known: {', '.join(CONFIGS)}")
-    for key in ("scales", "prefix_iso"):
-        if key in overrides:
-            overrides[key] = tuple(overrides[key])  # JSON overrides give a list
     return dataclasses.replace(CONFIGS[config_name], **overrides)
