@@ -12,6 +12,35 @@ from safetensors.torch import save_file
 from vatcodec.fileio import atomic_output
 
 
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], grow: bool = False) -> list[str]:
+    """Loads `state` into `model`; with `grow`, the model may hold parameters the state lacks. Returns those.
+
+    A grown model must compute what the smaller one did, so every new part starts as the identity: transformer
+    blocks missing from the state are zeroed (`Block.zero_init_`), and other new modules (`LocalRound`) are
+    built with a zero output layer. Keys the model does not know and shape changes are errors.
+    """
+    from vatcodec.model.layers import Block
+
+    result = model.load_state_dict(state, strict=False)
+    if not grow and result.missing_keys:
+        raise ValueError(
+            f"the checkpoint lacks {len(result.missing_keys)} weights of this config "
+            f"({result.missing_keys[0]}, ...): pass --grow to add them as the identity"
+        )
+    if result.unexpected_keys:
+        raise ValueError(
+            f"the checkpoint has weights this model lacks: {', '.join(result.unexpected_keys[:4])}"
+        )
+    missing = set(result.missing_keys)
+    for name, module in model.named_modules():
+        keys = {f"{name}.{k}" for k in module.state_dict()}
+        if isinstance(module, Block) and keys & missing:
+            if not keys <= missing:
+                raise ValueError(f"{name} is only partly in the checkpoint: cannot grow it")
+            module.zero_init_()
+    return sorted(missing)
+
+
 def save_train_state(path: Path, optimizer: torch.optim.Optimizer, state: dict) -> None:
     """Optimizer moments as tensors `opt.<param index>.<name>`, and `state` (step, RNG, ...) as JSON."""
     sd = optimizer.state_dict()

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from training.checkpointing import load_train_state, save_train_state
+from training.checkpointing import load_train_state, load_weights, save_train_state
 from training.data import BatchSampler, ShapeCache, evenly_spaced
 from vatcodec.geometry.labels import cs_iou, occupancy_metrics, semi_continuous_occupancy
 from vatcodec.model.checkpoint import read_checkpoint, save_checkpoint, split_state
@@ -69,6 +69,7 @@ class TrainArgs:
     init: str = (
         ""  # start a NEW run from this run's weights (model + EMA + codebook), fresh optimizer/schedule
     )
+    grow: bool = False  # with init: the config may add parts (blocks, pooling rounds) that start as identity
     extra: dict = field(default_factory=dict)
 
 
@@ -217,11 +218,12 @@ def train(a: TrainArgs) -> dict:
         if a.init:
             # A warm start: the weights continue, the optimizer and the learning-rate schedule start over.
             tensors, _meta = read_checkpoint(a.init)
-            model.load_state_dict(split_state(tensors, "model."))
+            new = load_weights(model, split_state(tensors, "model."), a.grow)
             # A release checkpoint holds only its EMA weights (as "model."): the EMA starts from them too.
             has_ema = any(k.startswith("ema.") for k in tensors)
-            ema.load_state_dict(split_state(tensors, "ema." if has_ema else "model."))
-            console.print(f"initialised from {a.init}")
+            load_weights(ema, split_state(tensors, "ema." if has_ema else "model."), a.grow)
+            grown = f", grown by {len(new)} new tensors that start as the identity" if new else ""
+            console.print(f"initialised from {a.init}{grown}")
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
             (out / "args.json").write_text(json.dumps(dataclasses.asdict(a), indent=1))
@@ -377,6 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; resume with the same command", file=sys.stderr)
         return 130
+    except (
+        ValueError
+    ) as e:  # bad options or a checkpoint that does not fit the config: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -30,6 +30,9 @@ class VATConfig:
         1  # square latent grids: 1 (the paper's) or 3 (one per triplane axis, see docs/tokenizer.md)
     )
     scatter_res: int = 32  # latent_planes=3: side of the planes the encoder averages point features onto
+    pool_rounds: int = (
+        0  # latent_planes=3: local-pooling rounds (ConvONet): points read their 3 cells, re-pool
+    )
     # VVQ
     latent_dim: int = 16  # C_q, channels of the Gaussian latent and of the codebook (paper: 16)
     codebook_size: int = 4096  # entries of the single codebook shared by all scales (paper: 16384)

@@ -73,6 +73,16 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(width)
         self.mlp = MLP(width)
 
+    @torch.no_grad()
+    def zero_init_(self) -> None:
+        """Zeroes both residual branches' output layers: the block becomes the identity.
+
+        A model grown by new blocks (training's `--grow`) then computes exactly what the model it grew from did.
+        """
+        for layer in (self.attn.out, self.mlp.fc2):
+            layer.weight.zero_()
+            layer.bias.zero_()
+
     def forward(self, x_BLC: torch.Tensor, context_BSC: torch.Tensor | None = None) -> torch.Tensor:
         ctx = self.norm_ctx(context_BSC) if self.cross else None
         x_BLC = x_BLC + self.attn(self.norm1(x_BLC), ctx)

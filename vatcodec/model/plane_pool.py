@@ -27,6 +27,35 @@ def scatter_mean(feat_BNC: torch.Tensor, cells_B3N: torch.Tensor, res: int) -> t
     return mean_GC.view(B * 3, res, res, C).permute(0, 3, 1, 2)
 
 
+def gather_cells(planes_NCrr: torch.Tensor, cells_B3N: torch.Tensor) -> torch.Tensor:
+    """Each point's features in its cell of each of the three planes, concatenated: (B, N, 3 * C)."""
+    N3, C = planes_NCrr.shape[:2]
+    B, _, N = cells_B3N.shape
+    flat_NCL = planes_NCrr.flatten(2)
+    got_NCM = flat_NCL.gather(2, cells_B3N.reshape(N3, 1, N).expand(-1, C, -1))  # (B * 3, C, N)
+    return got_NCM.view(B, 3, C, N).permute(0, 3, 1, 2).reshape(B, N, 3 * C)
+
+
+class LocalRound(nn.Module):
+    """One ConvONet local-pooling round: a point's feature is updated from the pooled features of its three cells.
+
+    A column of the cube projects onto one plane cell, so its mean mixes every surface along it (a seat and the
+    floor under it); reading the other two planes' cells tells a point which of those surfaces it is on. The
+    output layer starts at zero, so a round starts as the identity and a trained model can grow one (`--grow`).
+    """
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(4 * c, 2 * c), nn.SiLU(), nn.Linear(2 * c, c))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(
+        self, feat_BNC: torch.Tensor, planes_NCrr: torch.Tensor, cells_B3N: torch.Tensor
+    ) -> torch.Tensor:
+        return feat_BNC + self.mlp(torch.cat([feat_BNC, gather_cells(planes_NCrr, cells_B3N)], dim=-1))
+
+
 class PlanePool(nn.Module):
     """ConvONet-style seeds for a triplane latent (`latent_planes=3`).
 
@@ -42,6 +71,7 @@ class PlanePool(nn.Module):
         self.res = cfg.scatter_res
         c = D // 2
         self.point_mlp = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Linear(D, c))
+        self.rounds = nn.ModuleList(LocalRound(c) for _ in range(cfg.pool_rounds))
         downs, res = [], self.res
         while res > side:
             c_out = min(D, 2 * c)
@@ -58,6 +88,11 @@ class PlanePool(nn.Module):
     def forward(self, points_BND: torch.Tensor, xyz_BN3: torch.Tensor) -> torch.Tensor:
         """Seed tokens (B, 3 * side * side, D), ordered plane, row, column."""
         B = points_BND.shape[0]
-        planes_NCrr = scatter_mean(self.point_mlp(points_BND), plane_cells(xyz_BN3, self.res), self.res)
+        cells_B3N = plane_cells(xyz_BN3, self.res)
+        feat_BNC = self.point_mlp(points_BND)
+        planes_NCrr = scatter_mean(feat_BNC, cells_B3N, self.res)
+        for local in self.rounds:
+            feat_BNC = local(feat_BNC, planes_NCrr, cells_B3N)
+            planes_NCrr = scatter_mean(feat_BNC, cells_B3N, self.res)
         seeds_NDss = self.out(self.downs(planes_NCrr))
         return seeds_NDss.flatten(2).transpose(1, 2).reshape(B, -1, seeds_NDss.shape[1])

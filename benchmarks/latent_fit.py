@@ -1,0 +1,96 @@
+"""The decoder's ceiling: decoded F from the encoder's mu against a latent fitted to each shape through the decoder.
+
+    PYTHONPATH=. python benchmarks/latent_fit.py CKPT ~/.cache/vatcodec/cache [--split val] [--n 8] [--steps 200] \
+        >> benchmarks/results/latent_fit.jsonl
+
+For each of n evenly spaced shapes of a cache split, the continuous latent starts at the encoder's mu and Adam
+moves it (decoder frozen) to lower the BCE of the shape's own labelled queries. If the fitted latents decode far
+better than mu, the encoder (amortisation) is what holds the tokenizer back; if not, the decoder is. A fitted
+latent is not quantized, so it bounds what effort 1-3 can reach. Never run it on the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmarks.bottleneck import fscore_of
+from training.data import INDEX_NAME, BatchSampler, ShapeCache
+from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
+from vatcodec.model.checkpoint import load_model
+
+
+def mesh_path(data: str, name: str) -> Path | None:
+    roots = json.loads((Path(data) / INDEX_NAME).read_text()).get("roots", [])
+    return next((Path(r) / name for r in roots if (Path(r) / name).is_file()), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("ckpt")
+    p.add_argument("data")
+    p.add_argument("--split", default="val", choices=("val", "train"))
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--threads", type=int, default=1)
+    o = p.parse_args(argv)
+    torch.set_num_threads(o.threads)
+    net = load_model(o.ckpt).eval()
+    for q in net.parameters():
+        q.requires_grad_(False)
+    cache = ShapeCache.load(o.data, o.split)
+    sampler = BatchSampler(cache, 1, net.cfg.num_points, 8192, augment=False)
+    t0 = time.time()
+    f_mu, f_fit, bce_mu, bce_fit = [], [], [], []
+    for i in np.linspace(0, len(cache) - 1, min(o.n, len(cache))).round().astype(int):
+        path = mesh_path(o.data, cache.names[i])
+        ref_unit, _ = normalize_mesh(load_mesh(path))
+        batch = sampler.collate(np.array([i]), np.random.default_rng([7, i]))
+        surface_1N6 = torch.cat([batch["surface_points"], batch["surface_normals"]], -1)
+        with torch.no_grad():
+            mu_1KC, _ = net.encoder(surface_1N6)
+        z_1KC = mu_1KC.clone().requires_grad_(True)
+        opt = torch.optim.Adam([z_1KC], lr=o.lr)
+        for step in range(o.steps):
+            b = sampler.collate(np.array([i]), np.random.default_rng([11, i, step]))
+            logits_1M = net.decoder.query(net.decoder.planes(z_1KC), b["query_points"])
+            loss = F.binary_cross_entropy_with_logits(logits_1M, b["query_occ"])
+            if step == 0:
+                bce_mu.append(loss.item())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        bce_fit.append(loss.item())
+        with torch.no_grad():
+            f_mu.append(fscore_of(net.decode_latent(mu_1KC), ref_unit, o.resolution))
+            f_fit.append(fscore_of(net.decode_latent(z_1KC.detach()), ref_unit, o.resolution))
+        print(f"{cache.names[i]}: F {f_mu[-1]:.3f} -> {f_fit[-1]:.3f}", file=sys.stderr, flush=True)
+    row = {
+        "ckpt": o.ckpt,
+        "split": o.split,
+        "meshes": len(f_mu),
+        "steps": o.steps,
+        "lr": o.lr,
+        "seconds": round(time.time() - t0, 1),
+        "f_mu": round(float(np.mean(f_mu)), 4),
+        "f_fit": round(float(np.mean(f_fit)), 4),
+        "bce_mu": round(float(np.mean(bce_mu)), 4),
+        "bce_fit": round(float(np.mean(bce_fit)), 4),
+        "all_f_mu": [round(x, 3) for x in f_mu],
+        "all_f_fit": [round(x, 3) for x in f_fit],
+    }
+    print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Growing a trained tokenizer (`--init --grow`): new encoder blocks and pooling rounds start as the identity."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from tests.test_training import tiny_args, write_cache
+from training.checkpointing import load_weights
+from training.tokenizer import train
+from vatcodec.model.checkpoint import read_checkpoint, split_state
+from vatcodec.model.config import get_config
+from vatcodec.model.plane_pool import gather_cells, plane_cells
+from vatcodec.model.tokenizer import VAT
+
+TINY_TP = {"latent_planes": 3, "num_latents": 48, "scales": [1, 2, 3, 4], "plane_res": 4, "scatter_res": 16}
+
+
+def tiny_tp(seed: int, **more) -> VAT:
+    torch.manual_seed(seed)
+    return VAT(get_config("vat-tiny", **TINY_TP, **more)).eval()
+
+
+def surface(seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    normals_BN3 = torch.nn.functional.normalize(torch.randn(2, 300, 3, generator=g), dim=-1)
+    return torch.cat([torch.rand(2, 300, 3, generator=g) - 0.5, normals_BN3], dim=-1)
+
+
+def test_gather_reads_each_points_cell_on_every_plane():
+    res = 8
+    xyz_BN3 = torch.rand(2, 200, 3, generator=torch.Generator().manual_seed(0)) - 0.5
+    # Each cell holds its own flat index (channel 0) and its plane (channel 1).
+    index_rr = torch.arange(res * res, dtype=torch.float32).view(res, res)
+    planes_NCrr = torch.stack(
+        [torch.stack([index_rr, torch.full_like(index_rr, p)]) for _ in range(2) for p in range(3)]
+    )
+    got_BN6 = gather_cells(planes_NCrr, plane_cells(xyz_BN3, res))
+    got_BN32 = got_BN6.view(2, 200, 3, 2)
+    assert torch.equal(got_BN32[..., 0].long(), plane_cells(xyz_BN3, res).transpose(1, 2))
+    assert torch.equal(got_BN32[..., 1], torch.tensor([0.0, 1.0, 2.0]).expand(2, 200, 3))
+
+
+def test_a_grown_model_computes_what_it_grew_from():
+    small = tiny_tp(0)
+    with torch.no_grad():  # a trained-looking model: no zero layers that would hide a mistake
+        for p in small.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    big = tiny_tp(1, enc_depth=3, pool_rounds=2)
+    new = load_weights(big, small.state_dict(), grow=True)
+    assert any(k.startswith("encoder.blocks.2.") for k in new)
+    assert any(k.startswith("encoder.pool.rounds.1.") for k in new)
+    s = surface(3)
+    mu_small, _ = small.encoder(s)
+    mu_big, _ = big.encoder(s)
+    torch.testing.assert_close(mu_big, mu_small, rtol=0, atol=1e-6)
+    assert [i.tolist() for i in big.encode(s)] == [i.tolist() for i in small.encode(s)]
+
+
+def test_growth_refuses_what_it_cannot_grow():
+    small, big = tiny_tp(0), tiny_tp(0, enc_depth=2)
+    with pytest.raises(ValueError, match="--grow"):
+        load_weights(big, small.state_dict(), grow=False)  # more parts than the checkpoint: only with grow
+    with pytest.raises(ValueError, match="lacks"):
+        load_weights(small, big.state_dict(), grow=True)  # the checkpoint is the bigger one
+    state = {k: v for k, v in big.state_dict().items() if not k.startswith("encoder.blocks.1.attn.")}
+    with pytest.raises(ValueError, match="partly"):
+        load_weights(tiny_tp(0, enc_depth=2), state, grow=True)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        load_weights(tiny_tp(0, width=32), small.state_dict(), grow=True)
+
+
+def test_grown_training_run_starts_where_its_init_ended_and_learns(tmp_path):
+    write_cache(tmp_path / "cache")
+    overrides = json.dumps(TINY_TP)
+    train(tiny_args(tmp_path, out=str(tmp_path / "small"), overrides=overrides, steps=20, stage1_steps=10))
+    init = str(tmp_path / "small" / "last.safetensors")
+    grown = json.dumps({**TINY_TP, "enc_depth": 2, "pool_rounds": 1})
+    args = tiny_args(
+        tmp_path, out=str(tmp_path / "big"), overrides=grown, steps=20, stage1_steps=0, init=init
+    )
+    with pytest.raises(ValueError, match="--grow"):  # a config with more parts needs --grow
+        train(args)
+    train(dataclasses.replace(args, grow=True))
+    tensors, _ = read_checkpoint(tmp_path / "big" / "last.safetensors")
+    model = split_state(tensors, "model.")
+    # The new parts started at zero and training moved them.
+    assert model["encoder.blocks.1.mlp.fc2.weight"].abs().sum() > 0
+    assert model["encoder.pool.rounds.0.mlp.2.weight"].abs().sum() > 0
