@@ -23,14 +23,18 @@ def test_default_model_loads_and_is_small():
     path = codec.default_model_path()
     assert path.is_file() and path.stat().st_size <= 25 * 2**20
     net = codec.get_model()
-    assert net.cfg.name == "vat-tp" and len(net.model_id) == 8
+    assert net.cfg.name == "vat-tp2" and len(net.model_id) == 8
 
 
-def test_files_of_the_earlier_default_still_decode():
-    """vat-s wrote the golden chair; with vat-tp the default, the file still finds its model by its id."""
-    data = (Path(__file__).parent / "golden" / "chair-vat-s.vat").read_bytes()
+@pytest.mark.parametrize(
+    "golden, weights", [("chair-vat-s.vat", "vat-s.safetensors"), ("chair-vat-tp.vat", "vat-tp.safetensors")]
+)
+def test_files_of_earlier_defaults_still_decode(golden, weights):
+    """Earlier defaults wrote the golden chairs; each file still finds its own shipped model by the id it carries."""
+    data = (Path(__file__).parent / "golden" / golden).read_bytes()
     old = codec.bundled_model_for(header_info(data)["model_id"])
-    assert old is not None and old.name == "vat-s.safetensors"
+    assert old is not None and old.name == weights
+    assert old != codec.default_model_path()
     assert len(codec.decode(data, resolution=32).faces) > 0
 
 

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
     from vatcodec.model.tokenizer import VAT
 
-# Files of vat-s, the earlier default, still decode (`model_for_file`).
-DEFAULT_MODEL_NAME = "vat-tp.safetensors"
+# Files of the earlier defaults (vat-s, vat-tp) still decode: the package ships them (`model_for_file`).
+DEFAULT_MODEL_NAME = "vat-tp2.safetensors"
 
 
 def weights_dir() -> Path:

@@ -183,6 +183,18 @@ CONFIGS: dict[str, VATConfig] = {
         scales=(1, 2, 3, 4, 5, 6, 8),
         num_point_queries=0,
     ),
+    # vat-tp with a bigger encoder (session 8): two more blocks and one ConvONet local-pooling round, grown from a
+    # trained vat-tp by `training.tokenizer --grow`; the decoder's design is vat-tp's (docs/tokenizer.md).
+    "vat-tp2": VATConfig(
+        name="vat-tp2",
+        latent_planes=3,
+        num_latents=192,
+        scales=(1, 2, 3, 4, 5, 6, 8),
+        num_point_queries=0,
+        enc_depth=6,
+        pool_rounds=1,
+        prefix_prob=0.5,
+    ),
     # The paper's sizes: for users with GPUs.
     "vat-l": VATConfig(
         name="vat-l",
