@@ -1,7 +1,7 @@
 """Where a tokenizer loses quality: decoded F from the continuous latent mu against the token stream, and by split.
 
     PYTHONPATH=. python benchmarks/bottleneck.py CKPT ~/.cache/vatcodec/cache [--split val] [--n 8] \
-        [--resolutions 128] >> benchmarks/results/bottleneck.jsonl
+        [--resolutions 128] [--points N] >> benchmarks/results/bottleneck.jsonl
 
 For each mesh (n evenly spaced meshes of a cache split): the dense F-score (tau 0.01, unit cube) of the surface
 decoded from mu itself (no quantization: what the encoder + decoder can do), and from the full token stream (what
@@ -21,27 +21,12 @@ import numpy as np
 import torch
 import trimesh
 
-from training.data import INDEX_NAME
+from training.speedrun import val_meshes
 from vatcodec.codec.extract import GridSpec, grid_to_mesh, occupancy_grid
 from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
 from vatcodec.geometry.metrics import surface_metrics
 from vatcodec.geometry.sampling import sample_surface
 from vatcodec.model.checkpoint import load_model
-
-
-def split_meshes(data: str, split: str, n: int) -> list:
-    """Mesh paths of n evenly spaced shapes of a cache split (found under the roots the cache was prepared from)."""
-    from pathlib import Path
-
-    index = json.loads((Path(data) / INDEX_NAME).read_text())
-    names = [s["name"] for s in index["shapes"] if s["split"] == split]
-    take = np.linspace(0, len(names) - 1, min(n, len(names))).round().astype(int)
-    found = []
-    for i in take:
-        hit = [Path(r) / names[i] for r in index.get("roots", []) if (Path(r) / names[i]).is_file()]
-        if hit:
-            found.append(hit[0])
-    return found
 
 
 def fscore_of(field, ref_unit: trimesh.Trimesh, resolution: int) -> float:
@@ -60,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="val", choices=("val", "train"))
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--resolutions", default="128")
+    p.add_argument(
+        "--points", type=int, default=0, help="surface points fed to the encoder (0: the config's)"
+    )
     p.add_argument("--threads", type=int, default=1)
     o = p.parse_args(argv)
     torch.set_num_threads(o.threads)
@@ -67,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = net.cfg
     rows = {}
     t0 = time.time()
-    for path in split_meshes(o.data, o.split, o.n):
+    for path in val_meshes(o.data, o.n, o.split):
         ref_unit, _ = normalize_mesh(load_mesh(path))
-        pts_N3, nrm_N3 = sample_surface(ref_unit, cfg.num_points, 0)
+        pts_N3, nrm_N3 = sample_surface(ref_unit, o.points or cfg.num_points, 0)
         surface_1N6 = torch.from_numpy(np.concatenate([pts_N3, nrm_N3], 1).astype(np.float32))[None]
         mu_1KC, _ = net.encoder(surface_1N6)
         fields = {"mu": net.decode_latent(mu_1KC), "tokens": net.decode(net.vq.encode(mu_1KC))}
@@ -79,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "ckpt": o.ckpt,
         "split": o.split,
+        "points": o.points or cfg.num_points,
         "meshes": o.n,
         "seconds": round(time.time() - t0, 1),
         **{f"f_{k}": round(float(np.mean(v)), 4) for k, v in rows.items()},

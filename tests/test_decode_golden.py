@@ -58,5 +58,7 @@ def test_shipped_chair_decode_at_128_matches_the_golden_digest():
     want = json.loads(DIGEST.read_text())
     assert got["vertices"] == want["vertices"] and got["faces"] == want["faces"]
     assert got["faces_sha256"] == want["faces_sha256"]
-    assert got["t_sum"] == pytest.approx(want["t_sum"], rel=1e-6)
-    assert got["t_sq_sum"] == pytest.approx(want["t_sq_sum"], rel=1e-6)
+    # Edge positions move with the CPU's float32 kernels: the same code gave 3.3e-6 / 4.7e-6 (t_sum / t_sq_sum)
+    # on session 8's AMD EPYC against the machine that wrote the digest. A changed decode moves the faces.
+    assert got["t_sum"] == pytest.approx(want["t_sum"], rel=2e-5)
+    assert got["t_sq_sum"] == pytest.approx(want["t_sq_sum"], rel=2e-5)

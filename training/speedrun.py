@@ -57,10 +57,10 @@ def steps_for_budget(a: TrainArgs, seconds: float, probe_steps: int = 4) -> tupl
     return max(2, int(seconds / per_step)), a.batch_size / per_step
 
 
-def val_meshes(data: str | os.PathLike, n: int) -> list[Path]:
-    """Mesh files of n evenly spaced validation shapes of a cache (found under the roots it was prepared from)."""
+def val_meshes(data: str | os.PathLike, n: int, split: str = "val") -> list[Path]:
+    """Mesh files of n evenly spaced shapes of a cache split (found under the roots it was prepared from)."""
     index = json.loads((Path(data) / INDEX_NAME).read_text())
-    names = [s["name"] for s in index["shapes"] if s["split"] == "val"]
+    names = [s["name"] for s in index["shapes"] if s["split"] == split]
     take = np.linspace(0, len(names) - 1, min(n, len(names))).round().astype(int) if names else []
     found = []
     for i in take:
