@@ -58,6 +58,11 @@ def test_a_grown_model_computes_what_it_grew_from():
     assert [i.tolist() for i in big.encode(s)] == [i.tolist() for i in small.encode(s)]
 
 
+def test_pooling_rounds_need_the_triplane_latent():
+    with pytest.raises(ValueError, match="latent_planes=3"):
+        get_config("vat-tiny", pool_rounds=1)
+
+
 def test_growth_refuses_what_it_cannot_grow():
     small, big = tiny_tp(0), tiny_tp(0, enc_depth=2)
     with pytest.raises(ValueError, match="--grow"):

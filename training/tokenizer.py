@@ -379,9 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; resume with the same command", file=sys.stderr)
         return 130
-    except (
-        ValueError
-    ) as e:  # bad options or a checkpoint that does not fit the config: one line, no traceback
+    except ValueError as e:
+        # Bad options, or a checkpoint that does not fit the config: one line, no traceback.
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:

@@ -30,9 +30,8 @@ class VATConfig:
         1  # square latent grids: 1 (the paper's) or 3 (one per triplane axis, see docs/tokenizer.md)
     )
     scatter_res: int = 32  # latent_planes=3: side of the planes the encoder averages point features onto
-    pool_rounds: int = (
-        0  # latent_planes=3: local-pooling rounds (ConvONet): points read their 3 cells, re-pool
-    )
+    # latent_planes=3: ConvONet local-pooling rounds (points read their 3 cells, then the planes are pooled again)
+    pool_rounds: int = 0
     # VVQ
     latent_dim: int = 16  # C_q, channels of the Gaussian latent and of the codebook (paper: 16)
     codebook_size: int = 4096  # entries of the single codebook shared by all scales (paper: 16384)
@@ -88,6 +87,8 @@ class VATConfig:
             down = self.scatter_res // side
             if self.scatter_res % side or down & (down - 1):
                 raise ValueError("scatter_res must be the latent side times a power of two")
+        if self.pool_rounds and self.latent_planes != 3:
+            raise ValueError("pool_rounds pools onto the triplane latent's planes: it needs latent_planes=3")
         if len(self.prefix_iso) >= len(self.scales):
             raise ValueError("prefix_iso covers the shorter prefixes only: the full stream uses iso_logit")
         if len(self.scales) < self.num_phi:
