@@ -15,21 +15,16 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from benchmarks.bottleneck import fscore_of
-from training.data import INDEX_NAME, BatchSampler, ShapeCache
+from training.data import BatchSampler, ShapeCache
+from training.speedrun import mesh_file
 from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
 from vatcodec.model.checkpoint import load_model
-
-
-def mesh_path(data: str, name: str) -> Path | None:
-    roots = json.loads((Path(data) / INDEX_NAME).read_text()).get("roots", [])
-    return next((Path(r) / name for r in roots if (Path(r) / name).is_file()), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     f_mu, f_fit, bce_mu, bce_fit = [], [], [], []
     for i in np.linspace(0, len(cache) - 1, min(o.n, len(cache))).round().astype(int):
-        path = mesh_path(o.data, cache.names[i])
+        path = mesh_file(o.data, cache.names[i])
         ref_unit, _ = normalize_mesh(load_mesh(path))
         batch = sampler.collate(np.array([i]), np.random.default_rng([7, i]))
         surface_1N6 = torch.cat([batch["surface_points"], batch["surface_normals"]], -1)

@@ -7,14 +7,13 @@ import pytest
 import torch
 
 from tests.test_training import tiny_args, write_cache
+from tests.test_triplane_latent import TINY_TP
 from training.checkpointing import load_weights
 from training.tokenizer import train
 from vatcodec.model.checkpoint import read_checkpoint, split_state
 from vatcodec.model.config import get_config
 from vatcodec.model.plane_pool import gather_cells, plane_cells
 from vatcodec.model.tokenizer import VAT
-
-TINY_TP = {"latent_planes": 3, "num_latents": 48, "scales": [1, 2, 3, 4], "plane_res": 4, "scatter_res": 16}
 
 
 def tiny_tp(seed: int, **more) -> VAT:

@@ -57,19 +57,18 @@ def steps_for_budget(a: TrainArgs, seconds: float, probe_steps: int = 4) -> tupl
     return max(2, int(seconds / per_step)), a.batch_size / per_step
 
 
+def mesh_file(data: str | os.PathLike, name: str) -> Path | None:
+    """The mesh file of a cached shape, under the first root the cache was prepared from that holds it."""
+    roots = json.loads((Path(data) / INDEX_NAME).read_text()).get("roots", [])
+    return next((Path(r) / name for r in roots if (Path(r) / name).is_file()), None)
+
+
 def val_meshes(data: str | os.PathLike, n: int, split: str = "val") -> list[Path]:
     """Mesh files of n evenly spaced shapes of a cache split (found under the roots it was prepared from)."""
     index = json.loads((Path(data) / INDEX_NAME).read_text())
     names = [s["name"] for s in index["shapes"] if s["split"] == split]
     take = np.linspace(0, len(names) - 1, min(n, len(names))).round().astype(int) if names else []
-    found = []
-    for i in take:
-        for root in index.get("roots", []):
-            p = Path(root) / names[i]
-            if p.is_file():
-                found.append(p)
-                break
-    return found
+    return [p for p in (mesh_file(data, names[i]) for i in take) if p is not None]
 
 
 ISO_CANDIDATES = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.1)

@@ -172,30 +172,19 @@ DECODE_FIELDS = (
 )
 LATER_DECODE_FIELDS = ("plane_block", "plane_min_channels", "iso_logit", "latent_planes", "prefix_iso")
 
+# A triplane latent (session 6): pooled point features seed three 8 x 8 latent planes, read cell by cell by the
+# decoder; 465 tokens in 7 scales, 2.5x cheaper per training step than vat-s (docs/tokenizer.md).
+_VAT_TP = VATConfig(
+    name="vat-tp", latent_planes=3, num_latents=192, scales=(1, 2, 3, 4, 5, 6, 8), num_point_queries=0
+)
+
 CONFIGS: dict[str, VATConfig] = {
     # Our default: sized for CPU training and CPU decoding (see README "Choosing vat-s").
     "vat-s": VATConfig(),
-    # A triplane latent (session 6): pooled point features seed three 8 x 8 latent planes, read cell by cell by
-    # the decoder; 465 tokens in 7 scales, 2.5x cheaper per training step than vat-s (docs/tokenizer.md).
-    "vat-tp": VATConfig(
-        name="vat-tp",
-        latent_planes=3,
-        num_latents=192,
-        scales=(1, 2, 3, 4, 5, 6, 8),
-        num_point_queries=0,
-    ),
+    "vat-tp": _VAT_TP,
     # vat-tp with a bigger encoder (session 8): two more blocks and one ConvONet local-pooling round, grown from a
     # trained vat-tp by `training.tokenizer --grow`; the decoder's design is vat-tp's (docs/tokenizer.md).
-    "vat-tp2": VATConfig(
-        name="vat-tp2",
-        latent_planes=3,
-        num_latents=192,
-        scales=(1, 2, 3, 4, 5, 6, 8),
-        num_point_queries=0,
-        enc_depth=6,
-        pool_rounds=1,
-        prefix_prob=0.5,
-    ),
+    "vat-tp2": dataclasses.replace(_VAT_TP, name="vat-tp2", enc_depth=6, pool_rounds=1, prefix_prob=0.5),
     # The paper's sizes: for users with GPUs.
     "vat-l": VATConfig(
         name="vat-l",
