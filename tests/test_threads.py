@@ -1,5 +1,6 @@
 """Thread policy: explicit --threads, then OMP_NUM_THREADS, then the free cores; bytes independent of threads."""
 
+import numpy as np
 import pytest
 import torch
 import trimesh
@@ -8,6 +9,7 @@ from typer.testing import CliRunner
 
 from vatcodec import codec, threads
 from vatcodec.cli import EXIT_USER_ERROR, app
+from vatcodec.codec.decoding import decode_arrays
 from vatcodec.errors import VatError
 from vatcodec.model.checkpoint import save_checkpoint
 
@@ -63,6 +65,17 @@ def test_effort0_bytes_do_not_depend_on_the_thread_count():
             torch.set_num_threads(n)
             out.append(codec.encode(mesh, model=net))
         assert out[0] == out[1]
+
+
+def test_decoded_mesh_does_not_depend_on_the_thread_count():
+    # Failed before decode ran the plane transformer on one thread: vertices 2e-5 apart at 1 vs 2 threads.
+    net = tiny_model(0)
+    data = codec.encode(trimesh.creation.torus(1.0, 0.3, major_sections=24, minor_sections=12), model=net)
+    out = []
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        out.append(decode_arrays(data, model=net, resolution=32))
+    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
 
 
 def test_cli_threads_option_sets_torch_threads(tmp_path):

@@ -153,7 +153,12 @@ def decode_arrays(
         torch.from_numpy(np.asarray(a, dtype=np.int64))[None].to(dev) for a in vat.indices[:n]
     ]  # (1, L_s)
     t1 = time.perf_counter()
-    with torch.inference_mode():
+    from vatcodec.threads import one_thread
+
+    # The plane transformer's products sum in a thread-count-dependent order (2e-7 apart at 1 vs 2 threads,
+    # enough to move marching-cubes vertices); one thread for this small part makes the mesh the same for
+    # any thread count. The per-query MLP that follows splits by rows and is thread-invariant (tested).
+    with torch.inference_mode(), one_thread():
         field = net.decode(indices)
     t2 = time.perf_counter()
     values, grid = occupancy_grid(field, resolution)
