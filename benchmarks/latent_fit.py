@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from benchmarks.bottleneck import fscore_of
 from training.data import BatchSampler, ShapeCache
+from training.fit_latents import fit_latent
 from training.speedrun import mesh_file
 from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
 from vatcodec.model.checkpoint import load_model
@@ -45,30 +45,24 @@ def main(argv: list[str] | None = None) -> int:
     cache = ShapeCache.load(o.data, o.split)
     sampler = BatchSampler(cache, 1, net.cfg.num_points, 8192, augment=False)
     t0 = time.time()
-    f_mu, f_fit, bce_mu, bce_fit = [], [], [], []
+    f_mu, f_fit, f_tok, bce_mu, bce_fit = [], [], [], [], []
     for i in np.linspace(0, len(cache) - 1, min(o.n, len(cache))).round().astype(int):
         path = mesh_file(o.data, cache.names[i])
         ref_unit, _ = normalize_mesh(load_mesh(path))
-        batch = sampler.collate(np.array([i]), np.random.default_rng([7, i]))
-        surface_1N6 = torch.cat([batch["surface_points"], batch["surface_normals"]], -1)
-        with torch.no_grad():
-            mu_1KC, _ = net.encoder(surface_1N6)
-        z_1KC = mu_1KC.clone().requires_grad_(True)
-        opt = torch.optim.Adam([z_1KC], lr=o.lr)
-        for step in range(o.steps):
-            b = sampler.collate(np.array([i]), np.random.default_rng([11, i, step]))
-            logits_1M = net.decoder.query(net.decoder.planes(z_1KC), b["query_points"])
-            loss = F.binary_cross_entropy_with_logits(logits_1M, b["query_occ"])
-            if step == 0:
-                bce_mu.append(loss.item())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        bce_fit.append(loss.item())
+        fit = fit_latent(net, sampler, i, o.steps, o.lr)
+        mu_1KC, z_1KC = fit["mu"][None], fit["fit"][None]
+        bce_mu.append(fit["bce_mu"])
+        bce_fit.append(fit["bce_fit"])
         with torch.no_grad():
             f_mu.append(fscore_of(net.decode_latent(mu_1KC), ref_unit, o.resolution))
-            f_fit.append(fscore_of(net.decode_latent(z_1KC.detach()), ref_unit, o.resolution))
-        print(f"{cache.names[i]}: F {f_mu[-1]:.3f} -> {f_fit[-1]:.3f}", file=sys.stderr, flush=True)
+            f_fit.append(fscore_of(net.decode_latent(z_1KC), ref_unit, o.resolution))
+            # What a file can carry: the fitted latent quantized to tokens, as `vatcodec encode` would.
+            f_tok.append(fscore_of(net.decode(net.vq.encode(z_1KC)), ref_unit, o.resolution))
+        print(
+            f"{cache.names[i]}: F {f_mu[-1]:.3f} -> {f_fit[-1]:.3f} (as tokens {f_tok[-1]:.3f})",
+            file=sys.stderr,
+            flush=True,
+        )
     row = {
         "ckpt": o.ckpt,
         "split": o.split,
@@ -78,10 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.time() - t0, 1),
         "f_mu": round(float(np.mean(f_mu)), 4),
         "f_fit": round(float(np.mean(f_fit)), 4),
+        "f_fit_tokens": round(float(np.mean(f_tok)), 4),
         "bce_mu": round(float(np.mean(bce_mu)), 4),
         "bce_fit": round(float(np.mean(bce_fit)), 4),
         "all_f_mu": [round(x, 3) for x in f_mu],
         "all_f_fit": [round(x, 3) for x in f_fit],
+        "all_f_fit_tokens": [round(x, 3) for x in f_tok],
     }
     print(json.dumps(row), flush=True)
     return 0
