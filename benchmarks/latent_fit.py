@@ -20,11 +20,9 @@ import numpy as np
 import torch
 
 from benchmarks.bottleneck import fscore_of
-from training.data import BatchSampler, ShapeCache
-from training.fit_latents import fit_latent
+from training.fit_latents import fit_latent, frozen_setup
 from training.speedrun import mesh_file
 from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
-from vatcodec.model.checkpoint import load_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,12 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
     o = p.parse_args(argv)
-    torch.set_num_threads(o.threads)
-    net = load_model(o.ckpt).eval()
-    for q in net.parameters():
-        q.requires_grad_(False)
-    cache = ShapeCache.load(o.data, o.split)
-    sampler = BatchSampler(cache, 1, net.cfg.num_points, 8192, augment=False)
+    net, cache, sampler = frozen_setup(o.ckpt, o.data, o.split, o.threads)
     t0 = time.time()
     f_mu, f_fit, f_tok, bce_mu, bce_fit = [], [], [], [], []
     for i in np.linspace(0, len(cache) - 1, min(o.n, len(cache))).round().astype(int):

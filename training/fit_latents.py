@@ -30,6 +30,16 @@ from vatcodec.fileio import atomic_output
 from vatcodec.model.checkpoint import load_model
 
 
+def frozen_setup(ckpt: str, data: str, split: str, threads: int):
+    """(frozen model, the split's cache, an unaugmented one-shape sampler of 8192 queries) for fitting latents."""
+    torch.set_num_threads(threads)
+    net = load_model(ckpt).eval()
+    for q in net.parameters():
+        q.requires_grad_(False)
+    cache = ShapeCache.load(data, split)
+    return net, cache, BatchSampler(cache, 1, net.cfg.num_points, 8192, augment=False)
+
+
 def fit_latent(net, sampler: BatchSampler, i: int, steps: int, lr: float) -> dict:
     """Fits shape i's latent from the encoder's mu; returns mu, the fitted latent and the BCE before and after.
 
@@ -76,12 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if o.steps < 1 or o.chunk < 1 or o.limit < 0:
         print("error: --steps and --chunk must be >= 1 and --limit >= 0", file=sys.stderr)
         return 2
-    torch.set_num_threads(o.threads)
-    net = load_model(o.ckpt).eval()
-    for q in net.parameters():
-        q.requires_grad_(False)
-    cache = ShapeCache.load(o.data, o.split)
-    sampler = BatchSampler(cache, 1, net.cfg.num_points, 8192, augment=False)
+    net, cache, sampler = frozen_setup(o.ckpt, o.data, o.split, o.threads)
     n = min(o.limit or len(cache), len(cache))
     o.out.mkdir(parents=True, exist_ok=True)
     info = {"ckpt": o.ckpt, "split": o.split, "steps": o.steps, "lr": o.lr, "chunk": o.chunk}
