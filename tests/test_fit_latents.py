@@ -44,3 +44,58 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     assert main(["x.safetensors", str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_encoder_learns_to_regress_fitted_latents_with_the_decoder_frozen(tmp_path):
+    from test_training import tiny_args
+
+    from training.tokenizer import train
+    from vatcodec.model.checkpoint import read_checkpoint, split_state
+
+    write_cache(tmp_path / "cache", n_shapes=3)
+    ckpt = tmp_path / "tiny.safetensors"
+    save_checkpoint(ckpt, tiny_model(0))
+    assert main([str(ckpt), str(tmp_path / "cache"), "--out", str(tmp_path / "fits"), "--steps", "30"]) == 0
+    args = tiny_args(
+        tmp_path,
+        init=str(ckpt),
+        targets=str(tmp_path / "fits"),
+        w_target=100.0,
+        freeze="decoder,vq",
+        stage1_steps=0,
+        steps=60,
+        log_every=5,
+        threads=1,
+    )
+    train(args)
+    rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    target_loss = [r["loss_target"] for r in rows if "loss_target" in r]
+    # The tiny encoder's mu starts far from the fits; learning must close most of the distance.
+    assert target_loss[-1] < 0.3 * target_loss[0], target_loss
+    before = split_state(read_checkpoint(ckpt)[0], "model.")
+    after = split_state(read_checkpoint(tmp_path / "run" / "last.safetensors")[0], "model.")
+    for k in before:
+        same = torch.equal(before[k], after[k])
+        assert same if k.startswith(("decoder.", "vq.codebook")) else True, k
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+
+
+def test_targets_need_unaugmented_batches_and_every_shape(tmp_path):
+    import pytest
+    from test_training import tiny_args
+
+    from training.targets import load_targets
+    from training.tokenizer import train
+
+    write_cache(tmp_path / "cache", n_shapes=3)
+    ckpt = tmp_path / "tiny.safetensors"
+    save_checkpoint(ckpt, tiny_model(0))
+    fits = tmp_path / "fits"
+    assert main([str(ckpt), str(tmp_path / "cache"), "--out", str(fits), "--steps", "1", "--limit", "2"]) == 0
+    with pytest.raises(ValueError, match="no-augment"):
+        train(tiny_args(tmp_path, targets=str(fits), augment=True))
+    with pytest.raises(ValueError, match="1 of 3 training shapes have no fitted latent"):
+        load_targets(fits, ["torus0", "torus1", "torus2"])
+    assert load_targets(fits, ["torus1", "torus0"]).shape[0] == 2
+    with pytest.raises(ValueError, match="unknown part"):
+        train(tiny_args(tmp_path, freeze="planes"))

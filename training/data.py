@@ -114,7 +114,8 @@ class BatchSampler:
         mine = order[self.rank :: self.world][: self.per_rank]
         ids = np.resize(mine, (k + 1) * self.batch_size)[k * self.batch_size :]
         rng = np.random.default_rng([self.seed, epoch, k, self.rank, 1])
-        return self.collate(ids, rng)
+        # Which cache rows the batch holds, so per-shape targets (training.targets) can be looked up.
+        return self.collate(ids, rng) | {"shape_index": torch.from_numpy(ids.astype(np.int64))}
 
     def collate(self, ids: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         c = self.cache

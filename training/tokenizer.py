@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from training.checkpointing import load_train_state, load_weights, save_train_state
 from training.data import BatchSampler, ShapeCache, evenly_spaced
+from training.targets import load_targets
 from vatcodec.geometry.labels import cs_iou, occupancy_metrics, semi_continuous_occupancy
 from vatcodec.model.checkpoint import read_checkpoint, save_checkpoint, split_state
 from vatcodec.model.config import get_config
@@ -70,6 +71,9 @@ class TrainArgs:
         ""  # start a NEW run from this run's weights (model + EMA + codebook), fresh optimizer/schedule
     )
     grow: bool = False  # with init: the config may add parts (blocks, pooling rounds) that start as identity
+    targets: str = ""  # fitted latents (training.fit_latents) that the encoder's mu also regresses; needs no-augment
+    w_target: float = 1.0  # weight of the mean squared error between mu and its target
+    freeze: str = ""  # comma-separated parts kept as they are: encoder, vq, decoder
     extra: dict = field(default_factory=dict)
 
 
@@ -177,9 +181,13 @@ def train(a: TrainArgs) -> dict:
     cfg = get_config(a.config, **json.loads(a.overrides))
     torch.manual_seed(a.seed)  # identical initial weights on every rank
     model = VAT(cfg).to(device)
+    frozen = _freeze(model, a.freeze)
+    if a.targets and a.augment:
+        raise ValueError("--targets are fitted to the unaugmented shapes: pass --no-augment")
     ema = copy.deepcopy(model).eval()
-    decay_params = [p for n, p in model.named_parameters() if p.ndim >= 2 and "codebook" not in n]
-    other_params = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "codebook" not in n)]
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay_params = [p for n, p in trainable if p.ndim >= 2 and "codebook" not in n]
+    other_params = [p for n, p in trainable if not (p.ndim >= 2 and "codebook" not in n)]
     opt = torch.optim.AdamW(
         [
             {"params": decay_params, "weight_decay": a.weight_decay},
@@ -242,8 +250,10 @@ def train(a: TrainArgs) -> dict:
         label_dilate=cfg.label_dilate,
         label_band=cfg.label_band,
     )
+    targets_SKC = load_targets(a.targets, train_cache.names).to(device) if a.targets else None
     console.print(
-        f"{cfg.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
+        f"{cfg.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params"
+        f"{', frozen: ' + ', '.join(frozen) if frozen else ''}, "
         f"{len(train_cache)} train shapes, world {world}, device {device}"
     )
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
@@ -273,11 +283,14 @@ def train(a: TrainArgs) -> dict:
             model.train()
             with amp:
                 res = ddp(batch, gen)
+                if targets_SKC is not None:
+                    res["loss_target"] = F.mse_loss(res["mu"], targets_SKC[batch["shape_index"]])
+                    res["loss"] = res["loss"] + a.w_target * res["loss_target"]
             opt.zero_grad(set_to_none=True)
             res["loss"].backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
             opt.step()
-            if stage2:
+            if stage2 and "vq" not in frozen:
                 dead_D, new_DC = model.vq.restart_dead_codes(res["z"], a.dead_code_age, gen)
                 ema.vq.codebook.weight.data[dead_D] = new_DC  # the EMA would only drift toward new codes
             update_ema(ema, model, min(a.ema, (1 + step) / (10 + step)))
@@ -298,6 +311,7 @@ def train(a: TrainArgs) -> dict:
                     "loss_occ": res["loss_occ"].item(),
                     "loss_vq": float(res["loss_vq"].detach()),
                     "loss_kl": res["loss_kl"].item(),
+                    **({"loss_target": res["loss_target"].item()} if "loss_target" in res else {}),
                     "train_iou": iou,
                     "grad_norm": gnorm.item(),
                     "lr": lr_at(step - 1, a),
@@ -329,6 +343,17 @@ def train(a: TrainArgs) -> dict:
         log.close()
     metrics["rank_weight_digests"] = digests
     return metrics
+
+
+def _freeze(model: VAT, parts: str) -> list[str]:
+    """Stops the gradients of the named parts (encoder, vq, decoder); returns their names."""
+    names = [p.strip() for p in parts.split(",") if p.strip()]
+    for name in names:
+        if name not in ("encoder", "vq", "decoder"):
+            raise ValueError(f"--freeze: unknown part {name!r} (choose from encoder, vq, decoder)")
+        for q in getattr(model, name).parameters():
+            q.requires_grad_(False)
+    return names
 
 
 def _weights_digest(model: VAT) -> str:

@@ -75,7 +75,7 @@ class VAT(nn.Module):
         eps_BKC = torch.randn(mu_BKC.shape, generator=generator).to(mu_BKC)
         z_BKC = mu_BKC + torch.exp(0.5 * logvar_BKC) * eps_BKC
         loss_kl = 0.5 * (mu_BKC.pow(2) + logvar_BKC.exp() - 1.0 - logvar_BKC).mean()
-        out: dict = {"loss_kl": loss_kl}
+        out: dict = {"loss_kl": loss_kl, "mu": mu_BKC}
         if self.quantize:
             q = self.vq.quantize(z_BKC, generator=generator)
             zhat_BKC = q["zhat"]
