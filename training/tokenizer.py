@@ -71,7 +71,7 @@ class TrainArgs:
         ""  # start a NEW run from this run's weights (model + EMA + codebook), fresh optimizer/schedule
     )
     grow: bool = False  # with init: the config may add parts (blocks, pooling rounds) that start as identity
-    targets: str = ""  # fitted latents (training.fit_latents) that the encoder's mu also regresses; needs no-augment
+    targets: str = ""  # fitted latents (training.fit_latents) for mu to regress; needs --no-augment
     w_target: float = 1.0  # weight of the mean squared error between mu and its target
     freeze: str = ""  # comma-separated parts kept as they are: encoder, vq, decoder
     extra: dict = field(default_factory=dict)
