@@ -6,8 +6,9 @@ PYTHONPATH=. python benchmarks/effort.py <corpus>/katorlegaz --out benchmarks/re
 Each rate is either a byte budget (`encode(max_bytes=B)`: the largest prefix of scales that fits, refined for
 that prefix) or a fixed prefix (`encode(scales=N)`). F-score, Chamfer and normal consistency use the dense
 protocol of `vatcodec.geometry.metrics` in the reference mesh's unit-cube frame, on `codec.decode` at `--resolution`
-(as `vatcodec/bench/measure.py` does); `loss` is the refinement's own objective (BCE on the shape's occupancy
-samples, seed 0), which effort > 0 never makes worse than effort 0. Encode time is the wall time of `encode`
+(as `vatcodec/bench/measure.py` does); `loss` is the refinement's objective (BCE on the shape's occupancy
+samples, seed 0, 8192 + 8192 of them for every level; a level whose plan refines on fewer never makes the loss on
+its own samples worse than effort 0; this column measures it on the larger set). Encode time is the wall time of `encode`
 alone, with `--threads` torch threads. Rows go to OUT/rows.jsonl as they are measured (a rerun resumes), then
 OUT/rows.csv, OUT/summary.csv and OUT/results.json (means per rate and effort, F gain over effort 0 on the same
 meshes).
@@ -50,7 +51,8 @@ def measure(
     """One row per rate and effort for one mesh."""
     ref = load_mesh(path)
     ref_unit, norm = normalize_mesh(ref)
-    samples = effort.occupancy_samples(ref_unit, seed=0, cfg=net.cfg)  # what encode(seed=0) refines against
+    # One sample set for every level's loss, so that rows compare; a level refines on its own plan's number.
+    samples = effort.occupancy_samples(ref_unit, seed=0, cfg=net.cfg)
     rows = []
     for rate in rates:
         kind, value = rate

@@ -46,10 +46,16 @@ class Plan:
     latent_steps: int
     code_steps: int
     search_evals: int
+    samples: int = SAMPLES_UNIFORM  # uniform queries scored per step, and as many near-surface ones
 
     def scaled(self, share: float) -> Plan:
-        """This plan with every count multiplied by `share` (rounded up), for splitting work between prefixes."""
-        return Plan(*(math.ceil(v * share) for v in dataclasses.astuple(self)))
+        """This plan with every step count multiplied by `share` (rounded up), for splitting work between prefixes."""
+        return dataclasses.replace(
+            self,
+            latent_steps=math.ceil(self.latent_steps * share),
+            code_steps=math.ceil(self.code_steps * share),
+            search_evals=math.ceil(self.search_evals * share),
+        )
 
     @property
     def units(self) -> int:
@@ -62,7 +68,16 @@ class Plan:
 # 0.372 in 15 s; 100 + 300 code steps 0.518 / 0.367 in 35 s, which beat 100 + 150 + a 400-evaluation search
 # (0.519 / 0.369 in 47 s) and 250 + 100 (0.521 / 0.368). The search is kept short, to the coarsest tokens, where
 # one index moves the whole shape and the code steps' small moves may not reach the better code.
-PLANS = {1: Plan(30, 0, 0), 2: Plan(100, 50, 0), 3: Plan(100, 300, 14 * SEARCH_TRIES)}
+# Effort 1 (session 10, vat-tp2, 8 validation meshes at 1 KB, benchmarks/effort.py): 30 steps over 8192 + 8192
+# samples F 0.753 in 7.3 s; 15 steps over 4096 + 4096 0.751 in 3.8 s; 15 over 2048 + 2048 0.727; 10 over 2048 +
+# 2048 0.722 in 3.1 s (about 2 s of every run is sampling, labelling and the F-score check, not steps).
+PLANS = {1: Plan(15, 0, 0, 4096), 2: Plan(100, 50, 0), 3: Plan(100, 300, 14 * SEARCH_TRIES)}
+
+
+def level_samples(mesh_unit, seed: int, cfg, effort: int) -> Samples:
+    """The samples that effort level `effort` refines against (`encode(seed=seed)`; its plan sets their number)."""
+    n = PLANS[effort].samples if effort in PLANS else SAMPLES_UNIFORM
+    return occupancy_samples(mesh_unit, seed, n, n, cfg)
 
 
 @dataclasses.dataclass(frozen=True)

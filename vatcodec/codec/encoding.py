@@ -244,10 +244,10 @@ def encode(
         if until is not None and time.monotonic() >= until:
             cut.append(f"{what}: not started")
             return None
-        from vatcodec.codec.effort import occupancy_samples, refine
+        from vatcodec.codec.effort import level_samples, refine
 
         if samples is None:
-            samples = occupancy_samples(unit, seed, cfg=net.cfg)
+            samples = level_samples(unit, seed, net.cfg, effort)
         report = None if progress is None else (lambda f: progress(f, what))
         # A prefix must fit the budget too: the entropy coders' sizes depend on the indices.
         result = refine(
