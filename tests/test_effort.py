@@ -138,8 +138,15 @@ def test_refine_stops_at_its_deadline(model, samples):
 
 
 @pytest.mark.parametrize("coder", ["raw", "zstd"])
-def test_max_bytes_holds_with_effort(model, mesh, coder):
+def test_max_bytes_holds_with_effort(model, mesh, coder, monkeypatch):
+    # A plan with fewer samples than the default: the guarantee must hold on the samples that plan refines on.
+    monkeypatch.setattr(effort, "PLANS", {**effort.PLANS, 1: effort.Plan(30, 0, 0, samples=1024)})
     level1 = effort.level_samples(normalize_mesh(mesh)[0], 0, None, 1)
+    assert level1.points_1M3.shape[1] == 2048
+    seen, refine = [], effort.refine
+    monkeypatch.setattr(
+        effort, "refine", lambda net, samples, *a, **k: seen.append(samples) or refine(net, samples, *a, **k)
+    )
     sizes = [len(codec.encode(mesh, model=model, scales=n, coder=coder)) for n in range(1, 5)]
     for budget in sorted({sizes[0], sizes[1] + 1, sizes[2] - 1, sizes[3]}):
         base = codec.encode(mesh, model=model, max_bytes=budget, coder=coder)
@@ -151,6 +158,7 @@ def test_max_bytes_holds_with_effort(model, mesh, coder):
         assert n == n0 or (n == n0 - 1 and len(base) > codec.TIGHT_BUDGET * budget)
     with pytest.raises(VatError, match="smallest file"):
         codec.encode(mesh, model=model, max_bytes=sizes[0] - 1, coder=coder, effort=1)
+    assert seen and all(torch.equal(s.points_1M3, level1.points_1M3) for s in seen)
 
 
 def encode_quality(mesh, model, q, **options):

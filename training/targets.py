@@ -14,8 +14,11 @@ import torch
 from safetensors import safe_open
 
 
-def load_targets(folder: str | Path, names: list[str], key: str = "fit") -> torch.Tensor:
-    """The fitted latents of `names`, in that order: (S, K, C). Any name without a fit is an error."""
+def load_targets(
+    folder: str | Path, names: list[str], shape_KC: tuple[int, int] | None = None, key: str = "fit"
+) -> torch.Tensor:
+    """The fitted latents of `names`, in that order: (S, K, C). A name without a fit, or a fit of another
+    shape than `shape_KC` (the model's latent), is an error."""
     folder = Path(folder)
     files = sorted(folder.glob("fit-*.safetensors"))
     if not files:
@@ -32,4 +35,9 @@ def load_targets(folder: str | Path, names: list[str], key: str = "fit") -> torc
             f"{folder}: {len(missing)} of {len(names)} training shapes have no fitted latent "
             f"({missing[0]}, ...): finish training.fit_latents first"
         )
-    return torch.stack([by_name[n] for n in names]).float()
+    out_SKC = torch.stack([by_name[n] for n in names]).float()
+    if shape_KC is not None and tuple(out_SKC.shape[1:]) != tuple(shape_KC):
+        raise ValueError(
+            f"{folder}: fitted latents are {tuple(out_SKC.shape[1:])}, this model's latent is {tuple(shape_KC)}"
+        )
+    return out_SKC

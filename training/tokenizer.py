@@ -102,7 +102,8 @@ def setup_distributed() -> tuple[int, int, torch.device]:
 @torch.no_grad()
 def update_ema(ema: VAT, model: VAT, decay: float) -> None:
     for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-        e.lerp_(p.detach(), 1.0 - decay)
+        if p.requires_grad:  # a frozen part stays exactly what it was (--freeze)
+            e.lerp_(p.detach(), 1.0 - decay)
     for e, b in zip(ema.buffers(), model.buffers(), strict=True):
         e.copy_(b)
 
@@ -226,9 +227,11 @@ def train(a: TrainArgs) -> dict:
         if a.init:
             # A warm start: the weights continue, the optimizer and the learning-rate schedule start over.
             tensors, _meta = read_checkpoint(a.init)
-            new = load_weights(model, split_state(tensors, "model."), a.grow)
             # A release checkpoint holds only its EMA weights (as "model."): the EMA starts from them too.
             has_ema = any(k.startswith("ema.") for k in tensors)
+            # Frozen parts must be the ones fit_latents and the codec use: a training run's EMA weights.
+            own = "ema." if has_ema and frozen else "model."
+            new = load_weights(model, split_state(tensors, own), a.grow)
             load_weights(ema, split_state(tensors, "ema." if has_ema else "model."), a.grow)
             grown = f", grown by {len(new)} new tensors that start as the identity" if new else ""
             console.print(f"initialised from {a.init}{grown}")
@@ -250,7 +253,8 @@ def train(a: TrainArgs) -> dict:
         label_dilate=cfg.label_dilate,
         label_band=cfg.label_band,
     )
-    targets_SKC = load_targets(a.targets, train_cache.names).to(device) if a.targets else None
+    shape_KC = (cfg.num_latents, cfg.latent_dim)
+    targets_SKC = load_targets(a.targets, train_cache.names, shape_KC).to(device) if a.targets else None
     console.print(
         f"{cfg.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params"
         f"{', frozen: ' + ', '.join(frozen) if frozen else ''}, "
@@ -348,6 +352,8 @@ def train(a: TrainArgs) -> dict:
 def _freeze(model: VAT, parts: str) -> list[str]:
     """Stops the gradients of the named parts (encoder, vq, decoder); returns their names."""
     names = [p.strip() for p in parts.split(",") if p.strip()]
+    if {"encoder", "decoder"} <= set(names):
+        raise ValueError("--freeze: the encoder and the decoder cannot both be frozen (nothing would train)")
     for name in names:
         if name not in ("encoder", "vq", "decoder"):
             raise ValueError(f"--freeze: unknown part {name!r} (choose from encoder, vq, decoder)")
