@@ -8,8 +8,8 @@ that prefix) or a fixed prefix (`encode(scales=N)`). F-score, Chamfer and normal
 protocol of `vatcodec.geometry.metrics` in the reference mesh's unit-cube frame, on `codec.decode` at `--resolution`
 (as `vatcodec/bench/measure.py` does); `loss` is the refinement's objective (BCE on the shape's occupancy
 samples, seed 0, 8192 + 8192 of them for every level; a level whose plan refines on fewer never makes the loss on
-its own samples worse than effort 0; this column measures it on the larger set). Encode time is the wall time of `encode`
-alone, with `--threads` torch threads. Rows go to OUT/rows.jsonl as they are measured (a rerun resumes), then
+its own samples worse than effort 0; this column measures it on the larger set). Encode time is the wall time of
+`encode` alone, with `--threads` torch threads. Rows go to OUT/rows.jsonl as they are measured (a rerun resumes), then
 OUT/rows.csv, OUT/summary.csv and OUT/results.json (means per rate and effort, F gain over effort 0 on the same
 meshes).
 """
