@@ -76,7 +76,7 @@ PLANS = {1: Plan(30, 0, 0), 2: Plan(100, 50, 0), 3: Plan(100, 300, 14 * SEARCH_T
 
 def level_samples(mesh_unit, seed: int, cfg, effort: int) -> Samples:
     """The samples that effort level `effort` refines against (`encode(seed=seed)`; its plan sets their number)."""
-    n = PLANS[effort].samples if effort in PLANS else SAMPLES_UNIFORM
+    n = PLANS[effort].samples
     return occupancy_samples(mesh_unit, seed, n, n, cfg)
 
 
