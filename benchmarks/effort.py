@@ -28,14 +28,14 @@ import torch
 
 from vatcodec import codec
 from vatcodec.codec import effort
-from vatcodec.codec.bitstream import unpack
+from vatcodec.codec.bitstream import header_info, unpack
 from vatcodec.errors import VatError
 from vatcodec.geometry.mesh_io import SUPPORTED_SUFFIXES, load_mesh, normalize_mesh
 from vatcodec.geometry.metrics import decoded_surface_metrics
 
 FIELDS = (
     "mesh", "rate", "effort", "scales", "bytes", "fscore", "chamfer", "normal_consistency", "loss",
-    "encode_s", "decode_s", "error",
+    "encode_s", "decode_s", "level", "error",
 )  # fmt: skip
 
 
@@ -61,13 +61,21 @@ def measure(
             row = {"mesh": str(path.relative_to(root)), "rate": f"{kind}:{value}", "effort": level}
             t = time.perf_counter()
             try:
-                data = codec.encode(ref, model=net, effort=level, time_limit=args.time_limit, **option)
+                data = codec.encode(
+                    ref,
+                    model=net,
+                    effort=level,
+                    time_limit=args.time_limit,
+                    level_search=args.search,
+                    **option,
+                )
             except VatError as exc:  # e.g. a budget below the one-scale file
                 rows.append({**row, "error": str(exc)})
                 continue
             row["encode_s"] = time.perf_counter() - t
             indices = unpack(data, tables=codec.tables_of(net)).indices
             row.update(scales=len(indices), bytes=len(data), loss=effort.indices_loss(net, indices, samples))
+            row["level"] = header_info(data).get("level_offset", 0.0)
             t = time.perf_counter()
             try:
                 mesh = codec.decode(data, model=net, resolution=args.resolution)
@@ -133,11 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=None, help="encode(time_limit=S) per file")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the target is 2 CPU cores)")
     parser.add_argument(
+        "--level-search",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="encode(level_search=...): auto is the codec's default (on for effort 1-3)",
+    )
+    parser.add_argument(
         "--reverse",
         action="store_true",
         help="last mesh first: a second process on the same OUT meets the first",
     )
     args = parser.parse_args(argv)
+    args.search = {"auto": None, "on": True, "off": False}[args.level_search]
 
     torch.set_num_threads(args.threads)
     efforts = int_list(args.efforts)

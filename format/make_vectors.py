@@ -132,6 +132,13 @@ def valid_vectors() -> dict[str, tuple[str, bs.VatFile]]:
                 extensions={1: struct.pack("<f", 0.9375), 200: b"future field"},
             ),
         ),
+        "level_minor2": (
+            "minor version 2 with a surface-level extension (tag 2): -3 steps, -0.1875 logit",
+            bs.VatFile(
+                MODEL_ID, 256, 8, (1, 4), _split(_sequence(5, 256, 6), (1, 4), 2),
+                version=(1, 2), extensions=bs.level_extension(-3),
+            ),
+        ),
         "wide_16bit": (
             "16-bit indices over a 65536-entry codebook, including 0 and 65535",
             bs.VatFile(MODEL_ID, 1 << 16, 16, (1, 4, 16, 64), _split(wide, (1, 4, 16, 64), 4)),
@@ -151,12 +158,19 @@ def invalid_vectors(valid: dict[str, bytes]) -> dict[str, tuple[str, bytes, str]
     one_scale_at = len(one_scale) - 4 - bs.header_info(one_scale)["payload_bytes"]
     body = minimal[:-4]  # offsets below follow the SPEC table: varints start at byte 32
     prefix = valid["prefix_5of12"]
+    level = valid["level_minor2"]
+    at = level.index(b"\x01\x02\x01\xfd") + 1  # extension count 1, then tag 2, length 1, value -3
     payload_at = len(prefix) - 4 - (55 * 10 + 7) // 8
     bomb = zstandard.ZstdCompressor(level=1).compress(bytes(10_000_000))
     zstd_body = bytearray(body[:-1] + bomb)
     zstd_body[14] = bs.CODERS["zstd"]
     return {
         "bad_magic": ("a PNG signature", b"\x89PNG\r\n\x1a\n" + bytes(40), "bad magic"),
+        "level_two_bytes": (
+            "level_minor2 with its surface-level extension 2 bytes long, CRC recomputed",
+            _with_crc(level[:at] + b"\x02\x02\xfd\x00" + level[at + 3 : -4]),
+            "extension 2 (surface level) must be 1 byte",
+        ),
         "empty": ("zero bytes", b"", "empty input"),
         "unsupported_major": (
             "major version 7 with a valid CRC",

@@ -56,9 +56,11 @@ def vat_files(draw) -> bs.VatFile:
         if draw(st.booleans()):  # make the extreme values likely, they find packing bugs
             arr[rng.integers(0, n)] = codebook - 1
         indices.append(arr.astype(draw(st.sampled_from([np.int64, np.int32, np.uint16]))))
-    extensions = draw(st.dictionaries(st.integers(2, 255), st.binary(max_size=20), max_size=3))
+    extensions = draw(st.dictionaries(st.integers(3, 255), st.binary(max_size=20), max_size=3))
     if draw(st.booleans()):
         extensions[bs.EXT_FSCORE] = struct.pack("<f", draw(f32))
+    if draw(st.booleans()):
+        extensions.update(bs.level_extension(draw(st.integers(-128, 127))))
     return bs.VatFile(
         model_id=draw(st.binary(min_size=8, max_size=8)),
         codebook_size=codebook,

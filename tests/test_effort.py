@@ -54,7 +54,11 @@ def loss_of(data: bytes, model, samples) -> float:
 def quick_proxy(monkeypatch):
     """The codec's F-score check at a coarse grid: the random model's shape is noise, and tests stay fast."""
     proxy = effort.fscore_proxy
-    monkeypatch.setattr(effort, "fscore_proxy", lambda net, idx, mesh: proxy(net, idx, mesh, resolution=32))
+    monkeypatch.setattr(
+        effort,
+        "fscore_proxy",
+        lambda net, idx, mesh, resolution=128, level=0.0: proxy(net, idx, mesh, resolution=32, level=level),
+    )
 
 
 def mu_of(model, mesh):

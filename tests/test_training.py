@@ -116,6 +116,55 @@ def test_sampler_is_deterministic_and_augmentation_keeps_labels(tmp_path):
     assert len({tuple(np.round(a["surface_points"][i].numpy().mean(0), 2)) for i in range(4)}) > 1
 
 
+def test_stretch_keeps_inside_outside_and_the_unit_cube(tmp_path):
+    # An off-centre sphere becomes an ellipsoid: a query is inside it exactly when its label says so, the
+    # normals are the ellipsoid's, and the longest side stays what it was.
+    rng = np.random.default_rng(1)
+    centre, radius = np.array([0.1, -0.05, 0.0]), 0.3
+    normals = rng.normal(size=(4096, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    queries = np.concatenate([rng.uniform(-0.55, 0.55, (3000, 3)), centre + radius * normals[:3000] * 1.02])
+    sample = {
+        "surface_points": centre + radius * normals,
+        "surface_normals": normals,
+        "query_points": queries,
+        "query_sdf": np.linalg.norm(queries - centre, axis=1) - radius,
+    }
+    (tmp_path / "cache").mkdir()
+    write_shard(tmp_path / "cache" / "shard-00000.safetensors", [sample])
+    (tmp_path / "cache" / INDEX_NAME).write_text(
+        json.dumps(
+            {
+                "n_uniform": 3000,
+                "shapes": [{"name": "s", "shard": "shard-00000.safetensors", "row": 0, "split": "train"}],
+            }
+        )
+    )
+    cache = ShapeCache.load(tmp_path / "cache")
+    with pytest.raises(ValueError, match="stretch"):
+        BatchSampler(cache, 1, 4096, 1024, stretch=1.0)
+    s = BatchSampler(
+        cache, batch_size=4, num_points=4096, num_queries=1024, seed=0, augment=False, stretch=0.3
+    )
+    b = s.batch(0)
+    moved = 0
+    for i in range(4):
+        surf, q = b["surface_points"][i].numpy(), b["query_points"][i].numpy()
+        lo, hi = surf.min(0), surf.max(0)
+        c, semi = (lo + hi) / 2, (hi - lo) / 2
+        assert np.isclose((hi - lo).max(), 2 * radius, atol=1e-3)  # longest side restored
+        assert np.abs(q[:512]).max() <= 0.55 + 1e-6  # uniform queries stay in the query cube
+        inside = np.linalg.norm((q - c) / semi, axis=1) < 1
+        sdf = b["query_sdf"][i].numpy()
+        clear = np.abs(np.linalg.norm((q - c) / semi, axis=1) - 1) > 1e-3  # sign is ill-posed on the surface
+        assert np.array_equal(inside[clear], sdf[clear] < 0)
+        n_want = (surf - c) / semi**2
+        n_want /= np.linalg.norm(n_want, axis=1, keepdims=True)
+        assert np.allclose(b["surface_normals"][i].numpy(), n_want, atol=1e-3)
+        moved += not np.allclose(semi, semi[0], atol=1e-3)
+    assert moved == 4  # every shape was stretched, each differently
+
+
 def test_overfits_one_torus(tmp_path):
     write_cache(tmp_path / "cache")
     t = time.time()

@@ -83,6 +83,9 @@ class BatchSampler:
     (y): they keep the bounding box in the unit cube and leave every signed distance exactly valid.
     `query_occ` is the semi-continuous label of sdf - label_dilate with band label_band; `query_sdf` stays the
     cache's (undilated) signed distance, which evaluation labels come from.
+
+    `stretch` > 0 adds 3DShape2VecSet's anisotropic scaling (`_stretch`): inside/outside stays exact, the
+    signed distance becomes approximate (off by the axis factors, at most 1 / (1 - stretch)).
     """
 
     def __init__(
@@ -97,7 +100,11 @@ class BatchSampler:
         augment: bool = True,
         label_dilate: float = 0.0,
         label_band: float = LABEL_BAND,
+        stretch: float = 0.0,
     ):
+        if not 0.0 <= stretch < 1.0:
+            raise ValueError(f"stretch must be in [0, 1), got {stretch}")
+        self.stretch = stretch
         self.label_dilate, self.label_band = label_dilate, label_band
         self.cache, self.batch_size = cache, batch_size
         self.num_points, self.num_queries = num_points, num_queries
@@ -136,15 +143,16 @@ class BatchSampler:
                 ]
             )
             pts, nrm, qp = c.surface_points[i, p], c.surface_normals[i, p], c.query_points[i, q]
+            sdf = c.query_sdf[i, q]
+            if self.stretch > 0:
+                pts, nrm, qp, sdf = _stretch(pts, nrm, qp, sdf, n_unif, self.stretch, rng)
             if self.augment:
                 pts, nrm, qp = _augment([pts, nrm, qp], rng)
             out["surface_points"].append(pts)
             out["surface_normals"].append(nrm)
             out["query_points"].append(qp)
-            out["query_sdf"].append(c.query_sdf[i, q])
-            out["query_occ"].append(
-                semi_continuous_occupancy(c.query_sdf[i, q] - self.label_dilate, self.label_band)
-            )
+            out["query_sdf"].append(sdf)
+            out["query_occ"].append(semi_continuous_occupancy(sdf - self.label_dilate, self.label_band))
         return {k: torch.from_numpy(np.stack(v).astype(np.float32)) for k, v in out.items()}
 
 
@@ -160,3 +168,28 @@ def _augment(arrays_N3: list[np.ndarray], rng: np.random.Generator) -> list[np.n
             a = np.stack([a[:, 2], a[:, 1], -a[:, 0]], axis=1)
         out.append(a.astype(np.float32))
     return out
+
+
+def _stretch(pts_N3, nrm_N3, qp_M3, sdf_M, n_uniform, amount, rng):
+    """Scales each axis by its own factor (3DShape2VecSet's augmentation), then restores the longest side.
+
+    The map is a bijection, so every query keeps its inside/outside label; only its distance is approximate.
+    Uniform queries pushed out of the query cube are replaced by copies of ones that stayed in (the cube's
+    corners that a shrunk axis uncovers are simply sampled less).
+    """
+    ext_3 = pts_N3.max(0) - pts_N3.min(0)
+    s_3 = rng.uniform(1.0 - amount, 1.0, size=3)
+    a_3 = s_3 * ext_3.max() / max((ext_3 * s_3).max(), 1e-6)  # keep the longest side: still in the unit cube
+    bound = float(np.abs(qp_M3[:n_uniform]).max())
+    qp_M3 = qp_M3 * a_3
+    ok_M = (np.abs(qp_M3) <= bound).all(1)
+    ok_M[n_uniform:] = True  # near-surface queries stay near the (in-cube) surface
+    if not ok_M.all():
+        keep = np.flatnonzero(ok_M[:n_uniform])
+        bad = np.flatnonzero(~ok_M)
+        src = rng.choice(keep, len(bad))
+        qp_M3, sdf_M = qp_M3.copy(), sdf_M.copy()
+        qp_M3[bad], sdf_M[bad] = qp_M3[src], sdf_M[src]
+    nrm_N3 = nrm_N3 / a_3  # normals transform by the inverse transpose
+    nrm_N3 = nrm_N3 / np.maximum(np.linalg.norm(nrm_N3, axis=1, keepdims=True), 1e-12)
+    return pts_N3 * a_3, nrm_N3, qp_M3, sdf_M

@@ -64,6 +64,7 @@ class TrainArgs:
     seed: int = 0  # seeds data order, noise and prefix sampling
     threads: int = 0  # torch threads per process (0 = torch's default)
     augment: bool = True  # flips and quarter turns (label-preserving)
+    stretch: float = 0.0  # anisotropic scaling: each axis by U(1 - stretch, 1), longest side restored
     split: str = "train"  # which split of the cache to train on
     subset: int = 0  # train on this many evenly spaced shapes of the split (0 = all)
     val_split: str = "val"  # which split to validate on
@@ -183,8 +184,8 @@ def train(a: TrainArgs) -> dict:
     torch.manual_seed(a.seed)  # identical initial weights on every rank
     model = VAT(cfg).to(device)
     frozen = _freeze(model, a.freeze)
-    if a.targets and a.augment:
-        raise ValueError("--targets are fitted to the unaugmented shapes: pass --no-augment")
+    if a.targets and (a.augment or a.stretch):
+        raise ValueError("--targets are fitted to the unaugmented shapes: pass --no-augment and no --stretch")
     ema = copy.deepcopy(model).eval()
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     decay_params = [p for n, p in trainable if p.ndim >= 2 and "codebook" not in n]
@@ -250,6 +251,7 @@ def train(a: TrainArgs) -> dict:
         rank,
         world,
         augment=a.augment,
+        stretch=a.stretch,
         label_dilate=cfg.label_dilate,
         label_band=cfg.label_band,
     )

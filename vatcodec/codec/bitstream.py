@@ -20,12 +20,15 @@ from vatcodec.codec.byteio import MAX_VARINT_BYTES, MODEL_ID_BYTES, Reader, enco
 from vatcodec.errors import BitstreamError
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 1  # what this reader implements; a writer declares the lowest minor its file needs
+FORMAT_MINOR = 2  # what this reader implements; a writer declares the lowest minor its file needs
 MAGIC = b"VAT"
 CODERS = {"raw": 0, "zstd": 1, "range": 2}
 CODER_NAMES = {v: k for k, v in CODERS.items()}
 CODER_MINOR = {"raw": 0, "zstd": 0, "range": 1}  # the format minor version that registered each coder
 EXT_FSCORE = 1  # extension tag: measured F-score, float32 little-endian
+EXT_LEVEL = 2  # extension tag: surface-level offset for the file's full stream, int8 in 1/16 logit (minor 2)
+EXT_MINOR = {EXT_FSCORE: 0, EXT_LEVEL: 2}  # the format minor version that registered each known tag
+LEVEL_UNIT = 1.0 / 16.0  # logits per step of EXT_LEVEL
 
 MAX_INDEX_BITS = 16
 MAX_SCALES = 255
@@ -182,6 +185,24 @@ def _check_extensions(extensions) -> list[tuple[int, bytes]]:
 def _check_known_extension(tag: int, value: bytes) -> None:
     if tag == EXT_FSCORE and len(value) != 4:
         raise BitstreamError(f"extension {tag} (F-score) must be 4 bytes, got {len(value)}")
+    if tag == EXT_LEVEL and len(value) != 1:
+        raise BitstreamError(f"extension {tag} (surface level) must be 1 byte, got {len(value)}")
+
+
+def level_offset(vat: VatFile) -> float:
+    """The file's surface-level offset in logits (EXT_LEVEL), 0.0 when it has none.
+
+    It belongs to the file's full stream: a decode of fewer scales than the file holds ignores it.
+    """
+    value = vat.extensions.get(EXT_LEVEL)
+    return 0.0 if value is None else struct.unpack("<b", bytes(value))[0] * LEVEL_UNIT
+
+
+def level_extension(steps: int) -> dict[int, bytes]:
+    """The EXT_LEVEL entry for an offset of `steps` x LEVEL_UNIT logits (none for 0)."""
+    if not -128 <= steps <= 127:
+        raise BitstreamError(f"surface-level offset must be -128..127 steps, got {steps}")
+    return {} if steps == 0 else {EXT_LEVEL: struct.pack("<b", steps)}
 
 
 def pack(vat: VatFile, tables=None) -> bytes:
@@ -427,4 +448,6 @@ def header_info(data: bytes) -> dict:
     if EXT_FSCORE in vat.extensions:
         fscore = struct.unpack("<f", vat.extensions[EXT_FSCORE])[0]
         info["fscore"] = fscore if math.isfinite(fscore) else None  # keep the JSON strict
+    if EXT_LEVEL in vat.extensions:
+        info["level_offset"] = level_offset(vat)
     return info

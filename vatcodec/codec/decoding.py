@@ -9,6 +9,7 @@ import torch
 
 from vatcodec.codec.bitstream import (
     header_info,
+    level_offset,
     unpack,
 )
 from vatcodec.codec.models import (
@@ -160,6 +161,8 @@ def decode_arrays(
     # any thread count. The per-query MLP that follows splits by rows and is thread-invariant (tested).
     with torch.inference_mode(), one_thread():
         field = net.decode(indices)
+    if n == vat.num_scales:  # the file's own level offset belongs to its full stream only
+        field.iso_logit += level_offset(vat)
     t2 = time.perf_counter()
     values, grid = occupancy_grid(field, resolution)
     t3 = time.perf_counter()

@@ -16,10 +16,14 @@ from vatcodec.codec.bitstream import (
     CODER_MINOR,
     CODERS,
     EXT_FSCORE,
+    EXT_LEVEL,
+    EXT_MINOR,
     FORMAT_MAJOR,
+    LEVEL_UNIT,
     VatFile,
     header_info,
     index_bits_for,
+    level_extension,
     pack,
     unpack,
 )
@@ -47,6 +51,11 @@ if TYPE_CHECKING:
 CODER_CHOICES = ("auto", *CODERS)
 EFFORT_LEVELS = (0, 1, 2, 3)  # the same as vatcodec.codec.effort's, kept here so option checks import no more
 TIGHT_BUDGET = 0.9  # effort > 0 also refines one scale fewer when the effort-0 file fills 90% of max_bytes
+# Surface-level search (`level_search`), in steps of LEVEL_UNIT logits from the model's level: the coarse
+# candidates first, then the fine ones around the best of them. Measured on 33 validation meshes (docs/tokenizer.md).
+LEVEL_COARSE = (-8, -4, 4, 8)
+LEVEL_FINE = (-2, 2)
+LEVEL_RESOLUTION = 128  # marching-cubes grid of the search's quick F-scores
 
 
 class EncodeWarning(UserWarning):
@@ -80,8 +89,9 @@ def pack_smallest(vat: VatFile, coder: str, net: VAT) -> bytes:
     else:
         coders = [coder]
     files = []
-    for c in coders:  # the id of what decoding needs, and the lowest format version that defines the coder
-        version = (FORMAT_MAJOR, max(vat.version[1], CODER_MINOR[c]))
+    ext_minor = max((EXT_MINOR.get(tag, 0) for tag in vat.extensions), default=0)
+    for c in coders:  # the id of what decoding needs, and the lowest format version that defines what it uses
+        version = (FORMAT_MAJOR, max(vat.version[1], CODER_MINOR[c], ext_minor))
         fields = dataclasses.replace(vat, coder=c, model_id=file_model_id(net, c), version=version)
         files.append(pack(fields, tables=tables_of(net)))
     return min(files, key=len)
@@ -133,6 +143,7 @@ def encode(
     progress=None,
     device: str | None = None,
     max_faces: int | None = None,
+    level_search: bool | None = None,
 ) -> bytes:
     """Compress a mesh into .vat bytes; the same input, model and options always give the same bytes.
 
@@ -167,6 +178,10 @@ def encode(
             Effort 1-3 and `quality` run on the CPU only.
         max_faces: a mesh file with more faces is refused before it is parsed (None: 20M, about 7 GB of
             memory; 0: no limit).
+        level_search: choose the surface level of the written file by quick F-scores against the input
+            (`choose_level`) and store it in the file (3 bytes, only when it differs from the model's, and
+            only when it still fits `max_bytes`). None: on for effort 1-3, off for effort 0. Not used with
+            `quality`, whose bisection measures files at the model's level.
 
     Raises:
         MeshError: the mesh cannot be loaded or is invalid.
@@ -209,11 +224,13 @@ def encode(
         scale=norm.scale,
     )
 
-    def packed(idx_L: list[np.ndarray], fscore: float | None = None) -> bytes:
+    def packed(idx_L: list[np.ndarray], fscore: float | None = None, level: int = 0) -> bytes:
         # With `quality` the F-score extension is always there, so budgets count its 6 bytes.
         if fscore is None and quality is not None:
             fscore = 0.0
-        extensions = {} if fscore is None else {EXT_FSCORE: struct.pack("<f", fscore)}
+        extensions = ({} if fscore is None else {EXT_FSCORE: struct.pack("<f", fscore)}) | level_extension(
+            level
+        )
         return pack_smallest(
             dataclasses.replace(base, indices=list(idx_L), extensions=extensions), coder, net
         )
@@ -230,11 +247,27 @@ def encode(
         raise VatError(
             f"cannot fit in {max_bytes} bytes: the smallest file (1 scale) takes {len(data)} bytes"
         )
+    search = (effort > 0 if level_search is None else level_search) and quality is None
+
+    def leveled(idx_L: list[np.ndarray]) -> bytes:
+        """The file of these indices, with the surface level that scores best when it beats the model's."""
+        plain = packed(idx_L)
+        if not search:
+            return plain
+        if deadline is not None and time.monotonic() >= deadline:
+            cut.append("surface level: not searched")
+            return plain
+        if progress is not None:
+            progress(1.0, "choosing the surface level")
+        level = choose_level(net, idx_L, unit)
+        out = packed(idx_L, level=level)
+        return out if max_bytes is None or len(out) <= max_bytes else plain
+
+    cut: list[str] = []  # what the time limit cut short, for the warning
     if effort == 0 and quality is None:
-        return data
+        return leveled(indices[:top])
 
     samples = None
-    cut: list[str] = []  # what the time limit cut short, for the warning
 
     def refined(n: int, until: float | None, what: str, share: float = 1.0):
         """The refinement of prefix n at this effort (`vatcodec.codec.effort.Result`), or None when there is none."""
@@ -291,7 +324,7 @@ def encode(
         # Refined indices code to more bytes than the encoder's (zstd/range), so a budget that the effort-0 file
         # nearly fills leaves the refinement no room. Then the next smaller prefix, which has room, is refined too.
         tight = max_bytes is not None and top > 1 and len(data) > TIGHT_BUDGET * max_bytes
-        out = packed(best_of([top, top - 1] if tight else [top], deadline))
+        out = leveled(best_of([top, top - 1] if tight else [top], deadline))
     if cut:
         warnings.warn(
             TimeLimitWarning(
@@ -301,6 +334,27 @@ def encode(
             stacklevel=2,
         )
     return out
+
+
+def choose_level(net: VAT, idx_L: list[np.ndarray], mesh_unit, resolution: int | None = None) -> int:
+    """The surface-level offset (in LEVEL_UNIT steps) whose decode has the best quick F-score against the mesh.
+
+    The decoder's logits are calibrated on average, not per shape: thin parts of one shape surface at a lower
+    level, a swollen shape at a higher one. Coarse candidates first (LEVEL_COARSE), then LEVEL_FINE around the
+    best; ties go to the smaller offset, so 0 (no extension) wins unless another level scores higher.
+    """
+    from vatcodec.codec.effort import fscore_proxy
+
+    resolution = resolution or LEVEL_RESOLUTION
+    scores: dict[int, float] = {}
+
+    def better(k: int) -> tuple[float, int]:
+        if k not in scores:
+            scores[k] = fscore_proxy(net, idx_L, mesh_unit, resolution, level=k * LEVEL_UNIT)
+        return scores[k], -abs(k)
+
+    best = max((0, *LEVEL_COARSE), key=better)
+    return max((best, *(best + d for d in LEVEL_FINE)), key=better)
 
 
 def _encode_for_quality(indices_for, packed, measure, top: int, quality: float, deadline, progress) -> bytes:
@@ -346,7 +400,8 @@ def recode(data: bytes, *, model=None, coder: str = "auto", scales: int | None =
     """Re-code a .vat file's tokens with another coder and/or keep a prefix of its scales.
 
     The mesh is not encoded again: the indices stay identical, only the payload coding (and, for the range coder,
-    the model id) change. Extensions are kept.
+    the model id) change. Extensions are kept, but for the surface level when scales are cut (it was chosen for
+    the full stream).
 
     Raises:
         BitstreamError: the bytes are not a valid .vat file.
@@ -358,4 +413,9 @@ def recode(data: bytes, *, model=None, coder: str = "auto", scales: int | None =
     _check_options(net, scales, None, coder)
     vat = unpack(data, tables=tables_of(net))
     keep = min(scales or vat.num_scales, vat.num_scales)
-    return pack_smallest(dataclasses.replace(vat, indices=vat.indices[:keep]), coder, net)
+    extensions = dict(vat.extensions)
+    if keep < vat.num_scales:  # the surface level was chosen for the full stream, not for a prefix
+        extensions.pop(EXT_LEVEL, None)
+    return pack_smallest(
+        dataclasses.replace(vat, indices=vat.indices[:keep], extensions=extensions), coder, net
+    )
