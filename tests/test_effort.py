@@ -84,7 +84,8 @@ def test_effort_is_never_worse_than_effort_0(model, mesh, samples, scales):
     unit = normalize_mesh(mesh)[0]
     base = unpack(codec.encode(mesh, model=model, scales=scales)).indices
     for level in (1, 2):
-        idx = unpack(codec.encode(mesh, model=model, scales=scales, effort=level)).indices
+        # No time limit: on a loaded machine a cut refinement skips the F check, and the guarantee is on the loss only.
+        idx = unpack(codec.encode(mesh, model=model, scales=scales, effort=level, time_limit=0)).indices
         assert len(idx) == len(base)
         # The guarantee holds on the samples the level refines against (its plan sets how many).
         samples = effort.level_samples(unit, 0, None, level)

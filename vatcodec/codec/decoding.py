@@ -161,8 +161,9 @@ def decode_arrays(
     # any thread count. The per-query MLP that follows splits by rows and is thread-invariant (tested).
     with torch.inference_mode(), one_thread():
         field = net.decode(indices)
-    if n == vat.num_scales:  # the file's own level offset belongs to its full stream only
-        field.iso_logit += level_offset(vat)
+    offset = level_offset(vat) if n == vat.num_scales else 0.0  # the file's level belongs to its full stream
+    if offset:
+        field.iso_logit += offset
     t2 = time.perf_counter()
     values, grid = occupancy_grid(field, resolution)
     t3 = time.perf_counter()
