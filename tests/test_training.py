@@ -76,6 +76,21 @@ def tiny_args(tmp_path: Path, **kw) -> TrainArgs:
     return TrainArgs(**base)
 
 
+def sphere_cache(root: Path, centre, radius: float, normals_N3, queries_M3, n_uniform: int) -> ShapeCache:
+    """A one-shape training cache of a sphere with its exact signed distance."""
+    sample = {
+        "surface_points": centre + radius * normals_N3,
+        "surface_normals": normals_N3,
+        "query_points": queries_M3,
+        "query_sdf": np.linalg.norm(queries_M3 - centre, axis=1) - radius,
+    }
+    root.mkdir()
+    write_shard(root / "shard-00000.safetensors", [sample])
+    shape = {"name": "sphere", "shard": "shard-00000.safetensors", "row": 0, "split": "train"}
+    (root / INDEX_NAME).write_text(json.dumps({"n_uniform": n_uniform, "shapes": [shape]}))
+    return ShapeCache.load(root)
+
+
 def test_sampler_is_deterministic_and_augmentation_keeps_labels(tmp_path):
     # An off-centre sphere: any augmentation that moved the queries differently from the surface (or a flip of
     # the up axis) would break |sdf| == distance to the augmented surface.
@@ -85,25 +100,7 @@ def test_sampler_is_deterministic_and_augmentation_keeps_labels(tmp_path):
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     normals = np.concatenate([normals, -normals])  # antipodal pairs: the points' mean is the centre exactly
     queries = centre + rng.normal(size=(4000, 3)) * 0.1
-    sample = {
-        "surface_points": centre + radius * normals,
-        "surface_normals": normals,
-        "query_points": queries,
-        "query_sdf": np.linalg.norm(queries - centre, axis=1) - radius,
-    }
-    (tmp_path / "cache").mkdir()
-    write_shard(tmp_path / "cache" / "shard-00000.safetensors", [sample])
-    (tmp_path / "cache" / INDEX_NAME).write_text(
-        json.dumps(
-            {
-                "n_uniform": 2000,
-                "shapes": [
-                    {"name": "sphere", "shard": "shard-00000.safetensors", "row": 0, "split": "train"}
-                ],
-            }
-        )
-    )
-    cache = ShapeCache.load(tmp_path / "cache")
+    cache = sphere_cache(tmp_path / "cache", centre, radius, normals, queries, 2000)
     s = BatchSampler(cache, batch_size=4, num_points=4096, num_queries=512, seed=3)
     a, b = s.batch(5), s.batch(5)
     assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -124,23 +121,7 @@ def test_stretch_keeps_inside_outside_and_the_unit_cube(tmp_path):
     normals = rng.normal(size=(4096, 3))
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     queries = np.concatenate([rng.uniform(-0.55, 0.55, (3000, 3)), centre + radius * normals[:3000] * 1.02])
-    sample = {
-        "surface_points": centre + radius * normals,
-        "surface_normals": normals,
-        "query_points": queries,
-        "query_sdf": np.linalg.norm(queries - centre, axis=1) - radius,
-    }
-    (tmp_path / "cache").mkdir()
-    write_shard(tmp_path / "cache" / "shard-00000.safetensors", [sample])
-    (tmp_path / "cache" / INDEX_NAME).write_text(
-        json.dumps(
-            {
-                "n_uniform": 3000,
-                "shapes": [{"name": "s", "shard": "shard-00000.safetensors", "row": 0, "split": "train"}],
-            }
-        )
-    )
-    cache = ShapeCache.load(tmp_path / "cache")
+    cache = sphere_cache(tmp_path / "cache", centre, radius, normals, queries, 3000)
     with pytest.raises(ValueError, match="stretch"):
         BatchSampler(cache, 1, 4096, 1024, stretch=1.0)
     s = BatchSampler(
