@@ -17,7 +17,7 @@ import numpy as np
 import trimesh
 
 
-def _box(_, center, extents) -> trimesh.Trimesh:
+def _box(center, extents) -> trimesh.Trimesh:
     m = trimesh.creation.box(extents=np.maximum(np.asarray(extents, dtype=float), 1e-3))
     m.apply_translation(center)
     return m
@@ -33,53 +33,51 @@ def _cyl(center, radius: float, height: float, axis: int = 1, sections: int = 24
     return m
 
 
-def _legs(rng, w, d, h, t, round_legs: bool, inset: float) -> list[trimesh.Trimesh]:
+def _legs(w, d, h, t, round_legs: bool, inset: float) -> list[trimesh.Trimesh]:
     out = []
     for sx in (-1, 1):
         for sz in (-1, 1):
             c = (sx * (w / 2 - inset - t / 2), h / 2, sz * (d / 2 - inset - t / 2))
-            out.append(_cyl(c, t / 2, h) if round_legs else _box(None, c, (t, h, t)))
+            out.append(_cyl(c, t / 2, h) if round_legs else _box(c, (t, h, t)))
     return out
 
 
 def table(rng) -> list[trimesh.Trimesh]:
     w, d, h = rng.uniform(0.6, 1.6), rng.uniform(0.4, 1.0), rng.uniform(0.4, 0.9)
     top, t = rng.uniform(0.02, 0.08), rng.uniform(0.025, 0.08)
-    parts = _legs(rng, w, d, h - top, t, rng.random() < 0.4, rng.uniform(0.0, 0.08))
+    parts = _legs(w, d, h - top, t, rng.random() < 0.4, rng.uniform(0.0, 0.08))
     if rng.random() < 0.3:  # a round top on the same legs
         parts.append(_cyl((0, h - top / 2, 0), max(w, d) / 2, top, sections=48))
     else:
-        parts.append(_box(None, (0, h - top / 2, 0), (w, top, d)))
+        parts.append(_box((0, h - top / 2, 0), (w, top, d)))
     if rng.random() < 0.4:  # a lower shelf
-        parts.append(_box(None, (0, rng.uniform(0.1, 0.3) * h, 0), (w * 0.9, top * 0.7, d * 0.9)))
+        parts.append(_box((0, rng.uniform(0.1, 0.3) * h, 0), (w * 0.9, top * 0.7, d * 0.9)))
     return parts
 
 
 def chair(rng) -> list[trimesh.Trimesh]:
     w, d, seat_h = rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.5)
     seat, t, back_h = rng.uniform(0.03, 0.08), rng.uniform(0.025, 0.05), rng.uniform(0.3, 0.6)
-    parts = _legs(rng, w, d, seat_h - seat, t, rng.random() < 0.3, 0.0)
-    parts.append(_box(None, (0, seat_h - seat / 2, 0), (w, seat, d)))
+    parts = _legs(w, d, seat_h - seat, t, rng.random() < 0.3, 0.0)
+    parts.append(_box((0, seat_h - seat / 2, 0), (w, seat, d)))
     if rng.random() < 0.5:  # a solid back
-        parts.append(_box(None, (0, seat_h + back_h / 2, -d / 2 + t / 2), (w, back_h, t)))
+        parts.append(_box((0, seat_h + back_h / 2, -d / 2 + t / 2), (w, back_h, t)))
     else:  # posts and slats
         for sx in (-1, 1):
-            parts.append(
-                _box(None, (sx * (w / 2 - t / 2), seat_h + back_h / 2, -d / 2 + t / 2), (t, back_h, t))
-            )
+            parts.append(_box((sx * (w / 2 - t / 2), seat_h + back_h / 2, -d / 2 + t / 2), (t, back_h, t)))
         for k in range(rng.integers(1, 4)):
             y = seat_h + back_h * (0.4 + 0.55 * k / 3)
-            parts.append(_box(None, (0, y, -d / 2 + t / 2), (w, t * 1.5, t * 0.8)))
+            parts.append(_box((0, y, -d / 2 + t / 2), (w, t * 1.5, t * 0.8)))
     return parts
 
 
 def shelf(rng) -> list[trimesh.Trimesh]:
     w, d, h = rng.uniform(0.5, 1.2), rng.uniform(0.2, 0.45), rng.uniform(0.6, 2.0)
     t, n = rng.uniform(0.015, 0.04), int(rng.integers(2, 7))
-    parts = [_box(None, (sx * (w / 2 - t / 2), h / 2, 0), (t, h, d)) for sx in (-1, 1)]
-    parts += [_box(None, (0, t / 2 + k * (h - t) / (n - 1), 0), (w, t, d)) for k in range(n)]
+    parts = [_box((sx * (w / 2 - t / 2), h / 2, 0), (t, h, d)) for sx in (-1, 1)]
+    parts += [_box((0, t / 2 + k * (h - t) / (n - 1), 0), (w, t, d)) for k in range(n)]
     if rng.random() < 0.5:
-        parts.append(_box(None, (0, h / 2, -d / 2 + t / 4), (w, h, t / 2)))  # a back panel
+        parts.append(_box((0, h / 2, -d / 2 + t / 4), (w, h, t / 2)))  # a back panel
     return parts
 
 
@@ -87,12 +85,12 @@ def cabinet(rng) -> list[trimesh.Trimesh]:
     w, d, h = rng.uniform(0.4, 1.5), rng.uniform(0.3, 0.7), rng.uniform(0.4, 1.8)
     foot = rng.uniform(0.0, 0.12)
     foot = foot if foot > 0.02 else 0.0  # on legs, or standing on the floor
-    parts = [_box(None, (0, foot + h / 2, 0), (w, h, d))]
+    parts = [_box((0, foot + h / 2, 0), (w, h, d))]
     if foot > 0:
-        parts += _legs(rng, w, d, foot, rng.uniform(0.03, 0.06), rng.random() < 0.5, 0.02)
+        parts += _legs(w, d, foot, rng.uniform(0.03, 0.06), rng.random() < 0.5, 0.02)
     for k in range(int(rng.integers(0, 4))):  # handles
         y = foot + h * (k + 0.5) / 4
-        parts.append(_box(None, (0, y, d / 2 + 0.01), (w * 0.3, 0.02, 0.02)))
+        parts.append(_box((0, y, d / 2 + 0.01), (w * 0.3, 0.02, 0.02)))
     return parts
 
 

@@ -337,9 +337,8 @@ def fscore_proxy(net, idx_L: list, mesh_unit, resolution: int = 128, level: floa
     from vatcodec.threads import one_thread
 
     with torch.no_grad():
-        with (
-            one_thread()
-        ):  # the planes as decode computes them, so a choice never depends on the thread count
+        # The planes as decode computes them (one thread), so a choice never depends on the thread count.
+        with one_thread():
             field = net.decode([torch.as_tensor(np.asarray(a, dtype=np.int64))[None] for a in idx_L])
         field.iso_logit += level  # a file's surface-level offset (bitstream EXT_LEVEL), as decode applies it
         vertices_N3, faces_F3 = extract_mesh(field, resolution=resolution)

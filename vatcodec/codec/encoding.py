@@ -249,9 +249,8 @@ def encode(
         )
     search = (effort > 0 if level_search is None else level_search) and quality is None
 
-    def leveled(idx_L: list[np.ndarray]) -> bytes:
-        """The file of these indices, with the surface level that scores best when it beats the model's."""
-        plain = packed(idx_L)
+    def leveled(idx_L: list[np.ndarray], plain: bytes) -> bytes:
+        """`plain` (the file of these indices), with the surface level that scores best when it beats the model's."""
         if not search:
             return plain
         if deadline is not None and time.monotonic() >= deadline:
@@ -265,7 +264,7 @@ def encode(
 
     cut: list[str] = []  # what the time limit cut short, for the warning
     if effort == 0 and quality is None:
-        return leveled(indices[:top])
+        return leveled(indices[:top], data)
 
     samples = None
 
@@ -324,7 +323,8 @@ def encode(
         # Refined indices code to more bytes than the encoder's (zstd/range), so a budget that the effort-0 file
         # nearly fills leaves the refinement no room. Then the next smaller prefix, which has room, is refined too.
         tight = max_bytes is not None and top > 1 and len(data) > TIGHT_BUDGET * max_bytes
-        out = leveled(best_of([top, top - 1] if tight else [top], deadline))
+        best = best_of([top, top - 1] if tight else [top], deadline)
+        out = leveled(best, packed(best))
     if cut:
         warnings.warn(
             TimeLimitWarning(
