@@ -226,3 +226,10 @@ def test_prepare_never_lists_the_test_split(tmp_path):
     assert names == ["scopia/m/m.obj"]
     assert find_meshes([tmp_path / "katorlegaz"], ["katorlegaz"]) == []  # the root itself is the test split
     assert find_meshes([tmp_path / "katorlegaz" / "m" / "m.obj"], ["katorlegaz"]) == []
+
+
+def test_bad_stretch_is_refused_before_the_run_folder_is_written(tmp_path):
+    write_cache(tmp_path / "cache")
+    with pytest.raises(ValueError, match=r"--stretch must be in \[0, 1\), got 1.5"):
+        train(tiny_args(tmp_path, stretch=1.5))
+    assert not (tmp_path / "run").exists()

@@ -184,6 +184,8 @@ def train(a: TrainArgs) -> dict:
     torch.manual_seed(a.seed)  # identical initial weights on every rank
     model = VAT(cfg).to(device)
     frozen = _freeze(model, a.freeze)
+    if not 0.0 <= a.stretch < 1.0:  # checked before the run folder is written
+        raise ValueError(f"--stretch must be in [0, 1), got {a.stretch}")
     if a.targets and (a.augment or a.stretch):
         raise ValueError("--targets are fitted to the unaugmented shapes: pass --no-augment and no --stretch")
     ema = copy.deepcopy(model).eval()
