@@ -22,6 +22,7 @@ import torch
 import trimesh
 
 from benchmarks.effort import find_meshes
+from vatcodec.codec.encoding import LEVEL_COARSE, LEVEL_FINE
 from vatcodec.codec.extract import GridSpec, dense_grid, grid_to_mesh
 from vatcodec.codec.models import resolve_model
 from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
@@ -76,10 +77,14 @@ def closest(values: list[float], target: float) -> int:
 
 
 def searched(row: dict) -> int:
-    """The committed search's pick (vatcodec/codec/encoding.py: 0, +-4, +-8, then +-2 around the best)."""
+    """The codec's search, replayed on the row's quick Fs (`encoding.choose_level`: coarse candidates, then fine)."""
     f = dict(zip(OFFSETS, row["f"], strict=True))
-    best = max((0, -8, -4, 4, 8), key=lambda k: (f[k], -abs(k)))
-    return OFFSETS.index(max((best, best - 2, best + 2), key=lambda k: (f.get(k, -1.0), -abs(k))))
+    coarse = (0, *LEVEL_COARSE)
+    best = max(coarse, key=lambda k: (f[k], -abs(k)))
+    fine = (best, *(best + d for d in LEVEL_FINE))
+    if not set(coarse + fine) <= set(OFFSETS):
+        raise ValueError(f"OFFSETS must hold the search's candidates {sorted(set(coarse + fine))}")
+    return OFFSETS.index(max(fine, key=lambda k: (f[k], -abs(k))))
 
 
 RULES = {
