@@ -21,6 +21,7 @@ import csv
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from vatcodec.geometry.metrics import decoded_surface_metrics
 
 FIELDS = (
     "mesh", "rate", "effort", "scales", "bytes", "fscore", "chamfer", "normal_consistency", "loss",
-    "encode_s", "decode_s", "level", "error",
+    "encode_s", "decode_s", "level", "time_limit_cut", "error",
 )  # fmt: skip
 
 
@@ -61,18 +62,23 @@ def measure(
             row = {"mesh": str(path.relative_to(root)), "rate": f"{kind}:{value}", "effort": level}
             t = time.perf_counter()
             try:
-                data = codec.encode(
-                    ref,
-                    model=net,
-                    effort=level,
-                    time_limit=args.time_limit,
-                    level_search=args.search,
-                    **option,
-                )
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", codec.TimeLimitWarning)
+                    data = codec.encode(
+                        ref,
+                        model=net,
+                        effort=level,
+                        time_limit=args.time_limit,
+                        level_search=args.search,
+                        **option,
+                    )
             except VatError as exc:  # e.g. a budget below the one-scale file
                 rows.append({**row, "error": str(exc)})
                 continue
             row["encode_s"] = time.perf_counter() - t
+            cut = [str(w.message) for w in caught if issubclass(w.category, codec.TimeLimitWarning)]
+            if cut:  # what the time limit cut short, as the CLI would say it
+                row["time_limit_cut"] = cut[0]
             indices = unpack(data, tables=codec.tables_of(net)).indices
             row.update(scales=len(indices), bytes=len(data), loss=effort.indices_loss(net, indices, samples))
             row["level"] = header_info(data).get("level_offset", 0.0)
@@ -86,7 +92,8 @@ def measure(
             rows.append(row)
             print(
                 f"{row['mesh']} {row['rate']} effort {level}: {row['bytes']} B, {row['scales']} scales,"
-                f" F {row['fscore']:.4f}, loss {row['loss']:.4f}, {row['encode_s']:.1f} s",
+                f" F {row['fscore']:.4f}, loss {row['loss']:.4f}, {row['encode_s']:.1f} s"
+                + (" (time limit)" if cut else ""),
                 flush=True,
             )
     return rows
@@ -112,6 +119,8 @@ def summarize(rows: list[dict]) -> list[dict]:
                     "loss": float(np.mean([r["loss"] for r in sel])),
                     "encode_s": float(np.mean([r["encode_s"] for r in sel])),
                     "encode_s_max": float(np.max([r["encode_s"] for r in sel])),
+                    "time_limit_cut": sum(bool(r.get("time_limit_cut")) for r in sel),
+                    "level_not_searched": sum("not searched" in r.get("time_limit_cut", "") for r in sel),
                 }
             )
     return out

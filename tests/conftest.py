@@ -1,5 +1,7 @@
 """Shared test helpers."""
 
+import os
+
 import pytest
 import torch
 
@@ -22,6 +24,12 @@ def tiny_model(seed: int = 0) -> VAT:
         field = model.decode(model.encode(torch.zeros(1, 64, 6)))
         model.decoder.mlp[-1].bias.sub_(field(probe_BM3).median())
     return model
+
+
+def pytest_configure(config):
+    """Under pytest-xdist every worker keeps to one thread: torch's threads stall when another process holds a core."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from vatcodec import codec
 from vatcodec.cli import EXIT_USER_ERROR, app
-from vatcodec.codec import effort
+from vatcodec.codec import effort, encoding
 from vatcodec.codec.bitstream import header_info, unpack
 from vatcodec.errors import VatError
 from vatcodec.geometry.mesh_io import normalize_mesh
@@ -127,13 +127,28 @@ def test_same_seed_same_bytes(model, mesh):
 
 def test_a_tiny_time_limit_returns_quickly_and_a_valid_file(model, mesh, samples):
     start = time.monotonic()
+    # The refinement's limit alone: the level search, once started, runs its quick decodes to the end (next test).
     with pytest.warns(codec.TimeLimitWarning, match="reached its 0.2 s time limit"):
-        data = codec.encode(mesh, model=model, effort=3, time_limit=0.2)
+        data = codec.encode(mesh, model=model, effort=3, time_limit=0.2, level_search=False)
     took = time.monotonic() - start
     assert took < 3.0  # the full effort 3 takes about 10 s on this model; sampling the oracle ~0.3 s
     assert unpack(data).num_scales == len(model.cfg.schedule)
     assert loss_of(data, model, samples) <= loss_of(codec.encode(mesh, model=model), model, samples)
     assert len(codec.decode(data, model=model, resolution=32).faces) > 0
+
+
+def test_a_time_limit_leaves_the_level_search_its_share(model, mesh, monkeypatch):
+    # Effort 3 on this model takes about 10 s, so a 2 s limit cuts the refinement. It stops at (1 - share) of the
+    # limit and the level is searched; with no share it refines to the limit and the search is skipped.
+    def cut_with(share: float) -> str:
+        monkeypatch.setattr(encoding, "LEVEL_SEARCH_SHARE", share)
+        with pytest.warns(codec.TimeLimitWarning) as caught:
+            codec.encode(mesh, model=model, effort=3, time_limit=2.0)
+        return str(caught[0].message)
+
+    shared = cut_with(encoding.LEVEL_SEARCH_SHARE)
+    assert "stopped after" in shared and "not searched" not in shared
+    assert "surface level: not searched" in cut_with(0.0)
 
 
 def test_refine_stops_at_its_deadline(model, samples):

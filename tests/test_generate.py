@@ -167,8 +167,10 @@ def test_training_with_two_ranks(corpus, tmp_path):
     data = tmp_path / "gen"
     args = [str(corpus), "--out", str(data), "--split-index", str(corpus / "index.json"), "--views", "2"]
     gen_data_main(args + ["--render-size", "48", "--size", "32", "--threads", "0"])
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "training.generator",
-           "--data", str(data), "--out", str(tmp_path / "run"), "--config", "gen-tiny", "--overrides",
+    # --standalone: a free port, since pytest-xdist runs tests side by side
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "training.generator", "--data", str(data), "--out", str(tmp_path / "run"),
+           "--config", "gen-tiny", "--overrides",
            json.dumps(TINY), "--steps", "4", "--batch-size", "1", "--val-every", "4", "--threads", "1",
            "--log-every", "1"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

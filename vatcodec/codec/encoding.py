@@ -56,6 +56,9 @@ TIGHT_BUDGET = 0.9  # effort > 0 also refines one scale fewer when the effort-0 
 LEVEL_COARSE = (-8, -4, 4, 8)
 LEVEL_FINE = (-2, 2)
 LEVEL_RESOLUTION = 128  # marching-cubes grid of the search's quick F-scores
+# Under a time limit with the level search on, the refinement stops at (1 - this) of the limit, so that a slow or
+# busy machine still searches the level (+0.03 F) instead of refining to the limit and skipping it.
+LEVEL_SEARCH_SHARE = 0.2
 
 
 class EncodeWarning(UserWarning):
@@ -323,7 +326,10 @@ def encode(
         # Refined indices code to more bytes than the encoder's (zstd/range), so a budget that the effort-0 file
         # nearly fills leaves the refinement no room. Then the next smaller prefix, which has room, is refined too.
         tight = max_bytes is not None and top > 1 and len(data) > TIGHT_BUDGET * max_bytes
-        best = best_of([top, top - 1] if tight else [top], deadline)
+        refine_until = deadline
+        if search and deadline is not None:
+            refine_until = start + (1.0 - LEVEL_SEARCH_SHARE) * limit
+        best = best_of([top, top - 1] if tight else [top], refine_until)
         out = leveled(best, packed(best))
     if cut:
         warnings.warn(
