@@ -77,6 +77,9 @@ def measure(
                 continue
             row["encode_s"] = time.perf_counter() - t
             cut = [str(w.message) for w in caught if issubclass(w.category, codec.TimeLimitWarning)]
+            for w in caught:  # the others, as they would have been shown
+                if not issubclass(w.category, codec.TimeLimitWarning):
+                    print(f"{path.name}: warning: {w.message}", file=sys.stderr)
             if cut:  # what the time limit cut short, as the CLI would say it
                 row["time_limit_cut"] = cut[0]
             indices = unpack(data, tables=codec.tables_of(net)).indices

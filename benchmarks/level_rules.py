@@ -22,8 +22,8 @@ import torch
 import trimesh
 
 from benchmarks.effort import find_meshes
-from vatcodec.codec.encoding import LEVEL_COARSE, LEVEL_FINE
 from vatcodec.codec.extract import GridSpec, dense_grid, grid_to_mesh
+from vatcodec.codec.level import LEVEL_COARSE, LEVEL_FINE
 from vatcodec.codec.models import resolve_model
 from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
 from vatcodec.geometry.metrics import surface_metrics
@@ -77,7 +77,7 @@ def closest(values: list[float], target: float) -> int:
 
 
 def searched(row: dict) -> int:
-    """The codec's search, replayed on the row's quick Fs (`encoding.choose_level`: coarse candidates, then fine)."""
+    """The codec's search, replayed on the row's quick Fs (`level.choose_level`: coarse candidates, then fine)."""
     f = dict(zip(OFFSETS, row["f"], strict=True))
     coarse = (0, *LEVEL_COARSE)
     best = max(coarse, key=lambda k: (f[k], -abs(k)))

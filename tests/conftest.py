@@ -27,8 +27,13 @@ def tiny_model(seed: int = 0) -> VAT:
 
 
 def pytest_configure(config):
-    """Under pytest-xdist every worker keeps to one thread: torch's threads stall when another process holds a core."""
+    """Under pytest-xdist every worker keeps to one thread: torch's threads stall when another process holds a core.
+
+    OMP_NUM_THREADS carries the same to the commands tests run in this process and in subprocesses; tests of the
+    thread policy set or delete it themselves.
+    """
     if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
 
 

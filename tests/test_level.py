@@ -7,7 +7,7 @@ import pytest
 from test_learning_table import table_mesh
 
 from vatcodec import codec
-from vatcodec.codec import effort, encoding
+from vatcodec.codec import effort, level
 from vatcodec.codec.bitstream import (
     EXT_FSCORE,
     EXT_LEVEL,
@@ -66,7 +66,7 @@ def plain(table):
 @pytest.fixture(autouse=True)
 def quick_search(monkeypatch):
     """The search's quick F-scores at 64 instead of 128: the same choice for this table, at a quarter of the time."""
-    monkeypatch.setattr(encoding, "LEVEL_RESOLUTION", 64)
+    monkeypatch.setattr(level, "LEVEL_RESOLUTION", 64)
 
 
 def with_level(data: bytes, steps: int) -> bytes:

@@ -208,7 +208,8 @@ def encode_cmd(
             "--time-limit",
             metavar="S",
             help="Stop refining after S seconds per file and keep the best tokens so far (the bytes then"
-            " depend on the machine's speed). Default for effort 1/2/3: 10/30/75 s; 0: no limit.",
+            " depend on the machine's speed); with the level search, refining stops at 0.8 S and the search"
+            " runs after it. Default for effort 1/2/3: 10/30/75 s; 0: no limit.",
         ),
     ] = None,
     quality: Annotated[

@@ -28,7 +28,7 @@ _API = {
     "TimeLimitWarning": "encoding",
     "DEFAULT_TIME_LIMITS": "encoding",
     "encode": "encoding",
-    "choose_level": "encoding",
+    "choose_level": "level",
     "recode": "encoding",
     "DEFAULT_MODEL_NAME": "models",
     "default_model_path": "models",

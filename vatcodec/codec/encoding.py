@@ -19,7 +19,6 @@ from vatcodec.codec.bitstream import (
     EXT_LEVEL,
     EXT_MINOR,
     FORMAT_MAJOR,
-    LEVEL_UNIT,
     VatFile,
     header_info,
     index_bits_for,
@@ -34,6 +33,7 @@ from vatcodec.codec.decoding import (
     _check_file_matches,
     _fscore,
 )
+from vatcodec.codec.level import choose_level, refinement_deadline
 from vatcodec.codec.models import (
     as_mesh,
     device_of,
@@ -51,14 +51,6 @@ if TYPE_CHECKING:
 CODER_CHOICES = ("auto", *CODERS)
 EFFORT_LEVELS = (0, 1, 2, 3)  # the same as vatcodec.codec.effort's, kept here so option checks import no more
 TIGHT_BUDGET = 0.9  # effort > 0 also refines one scale fewer when the effort-0 file fills 90% of max_bytes
-# Surface-level search (`level_search`), in steps of LEVEL_UNIT logits from the model's level: the coarse
-# candidates first, then the fine ones around the best of them. Measured on 33 validation meshes (docs/tokenizer.md).
-LEVEL_COARSE = (-8, -4, 4, 8)
-LEVEL_FINE = (-2, 2)
-LEVEL_RESOLUTION = 128  # marching-cubes grid of the search's quick F-scores
-# Under a time limit with the level search on, the refinement stops at (1 - this) of the limit, so that a slow or
-# busy machine still searches the level (+0.03 F) instead of refining to the limit and skipping it.
-LEVEL_SEARCH_SHARE = 0.2
 
 
 class EncodeWarning(UserWarning):
@@ -166,9 +158,10 @@ def encode(
             `vatcodec.codec.effort`), then keep, among effort 0's file and the best file of each refinement stage,
             the one with the best quick F-score. A higher effort never gives a worse occupancy loss on those
             samples than 0, nor a worse quick F-score.
-        time_limit: seconds for the whole call; the refinement stops when they run out and keeps the best
-            indices found so far (the bytes then depend on the machine's speed), and a `TimeLimitWarning` says
-            where it stopped. None: the effort's default (`DEFAULT_TIME_LIMITS`; none for effort 0); 0: no limit.
+        time_limit: seconds for the call; the refinement stops when they run out (at 1 - LEVEL_SEARCH_SHARE of
+            them when the level search follows, which then runs to its end) and keeps the best indices found
+            so far (the bytes then depend on the machine's speed), and a `TimeLimitWarning` says where it stopped.
+            None: the effort's default (`DEFAULT_TIME_LIMITS`; none for effort 0); 0: no limit.
         quality: the smallest file whose F-score against the input (tau 0.01, decoded at
             `quality_resolution`, measured here) is at least this, found by bisection over the scale prefixes
             (up to `scales` / `max_bytes`), largest first; this assumes F grows with the prefix, and each
@@ -289,7 +282,12 @@ def encode(
             net, samples, mu_1KC, n, effort, deadline=until, accept=fits, progress=report, share=share
         )
         if result.stopped_early:
-            cut.append(f"{what}: stopped after {result.steps} steps and {result.evals} index trials")
+            early = (
+                ", early, to leave the surface-level search its share"
+                if search and deadline is not None
+                else ""
+            )
+            cut.append(f"{what}: stopped after {result.steps} steps and {result.evals} index trials{early}")
         return result
 
     def best_of(prefixes: list[int], until: float | None) -> list[np.ndarray]:
@@ -326,9 +324,7 @@ def encode(
         # Refined indices code to more bytes than the encoder's (zstd/range), so a budget that the effort-0 file
         # nearly fills leaves the refinement no room. Then the next smaller prefix, which has room, is refined too.
         tight = max_bytes is not None and top > 1 and len(data) > TIGHT_BUDGET * max_bytes
-        refine_until = deadline
-        if search and deadline is not None:
-            refine_until = start + (1.0 - LEVEL_SEARCH_SHARE) * limit
+        refine_until = refinement_deadline(start, limit) if search else deadline
         best = best_of([top, top - 1] if tight else [top], refine_until)
         out = leveled(best, packed(best))
     if cut:
@@ -340,27 +336,6 @@ def encode(
             stacklevel=2,
         )
     return out
-
-
-def choose_level(net: VAT, idx_L: list[np.ndarray], mesh_unit, resolution: int | None = None) -> int:
-    """The surface-level offset (in LEVEL_UNIT steps) whose decode has the best quick F-score against the mesh.
-
-    The decoder's logits are calibrated on average, not per shape: thin parts of one shape surface at a lower
-    level, a swollen shape at a higher one. Coarse candidates first (LEVEL_COARSE), then LEVEL_FINE around the
-    best; ties go to the smaller offset, so 0 (no extension) wins unless another level scores higher.
-    """
-    from vatcodec.codec.effort import fscore_proxy
-
-    resolution = resolution or LEVEL_RESOLUTION
-    scores: dict[int, float] = {}
-
-    def better(k: int) -> tuple[float, int]:
-        if k not in scores:
-            scores[k] = fscore_proxy(net, idx_L, mesh_unit, resolution, level=k * LEVEL_UNIT)
-        return scores[k], -abs(k)
-
-    best = max((0, *LEVEL_COARSE), key=better)
-    return max((best, *(best + d for d in LEVEL_FINE)), key=better)
 
 
 def _encode_for_quality(indices_for, packed, measure, top: int, quality: float, deadline, progress) -> bytes:
