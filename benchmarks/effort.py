@@ -76,12 +76,14 @@ def measure(
                 rows.append({**row, "error": str(exc)})
                 continue
             row["encode_s"] = time.perf_counter() - t
-            cut = [str(w.message) for w in caught if issubclass(w.category, codec.TimeLimitWarning)]
-            for w in caught:  # the others, as they would have been shown
-                if not issubclass(w.category, codec.TimeLimitWarning):
+            cut = False
+            for w in caught:
+                if issubclass(
+                    w.category, codec.TimeLimitWarning
+                ):  # what the limit cut short, as the CLI says it
+                    row["time_limit_cut"], cut = str(w.message), True
+                else:  # the others, as they would have been shown
                     print(f"{path.name}: warning: {w.message}", file=sys.stderr)
-            if cut:  # what the time limit cut short, as the CLI would say it
-                row["time_limit_cut"] = cut[0]
             indices = unpack(data, tables=codec.tables_of(net)).indices
             row.update(scales=len(indices), bytes=len(data), loss=effort.indices_loss(net, indices, samples))
             row["level"] = header_info(data).get("level_offset", 0.0)

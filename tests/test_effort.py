@@ -241,21 +241,8 @@ def test_cli_bad_values_are_one_line(ckpt, mesh, tmp_path, flag, value, message)
 def test_cli_effort_seed_and_quality(ckpt, mesh, tmp_path):
     src, out = tmp_path / "torus.obj", tmp_path / "torus.vat"
     mesh.export(src)
-    # No time limit, so that the bytes do not depend on the machine's load.
-    args = [
-        "encode",
-        str(src),
-        "-o",
-        str(out),
-        "--model",
-        ckpt,
-        "--effort",
-        "1",
-        "--seed",
-        "3",
-        "--time-limit",
-        "0",
-    ]
+    args = ["encode", str(src), "-o", str(out), "--model", ckpt, "--effort", "1", "--seed", "3"]
+    args += ["--time-limit", "0"]  # no limit, so that the bytes do not depend on the machine's load
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == codec.encode(src, model=ckpt, effort=1, seed=3, time_limit=0)
