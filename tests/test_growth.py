@@ -1,4 +1,4 @@
-"""Growing a trained tokenizer (`--init --grow`): new encoder blocks and pooling rounds start as the identity."""
+"""Growing a trained tokenizer (`--init --grow`): new blocks, pooling rounds and plane blocks start as the identity."""
 
 import dataclasses
 import json
@@ -46,20 +46,36 @@ def test_a_grown_model_computes_what_it_grew_from():
     with torch.no_grad():  # a trained-looking model: no zero layers that would hide a mistake
         for p in small.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    big = tiny_tp(1, enc_depth=3, pool_rounds=2)
+    big = tiny_tp(1, enc_depth=3, pool_rounds=2, fine_res=64, plane_refine=2)
     new = load_weights(big, small.state_dict(), grow=True)
-    assert any(k.startswith("encoder.blocks.2.") for k in new)
-    assert any(k.startswith("encoder.pool.rounds.1.") for k in new)
+    for part in ("encoder.blocks.2.", "encoder.pool.rounds.1.", "encoder.pool.fine.", "decoder.refine.0.1."):
+        assert any(k.startswith(part) for k in new), part
     s = surface(3)
     mu_small, _ = small.encoder(s)
     mu_big, _ = big.encoder(s)
     torch.testing.assert_close(mu_big, mu_small, rtol=0, atol=1e-6)
-    assert [i.tolist() for i in big.encode(s)] == [i.tolist() for i in small.encode(s)]
+    indices = small.encode(s)
+    assert [i.tolist() for i in big.encode(s)] == [i.tolist() for i in indices]
+    queries_BM3 = torch.rand(2, 500, 3, generator=torch.Generator().manual_seed(4)) - 0.5
+    with torch.no_grad():
+        logits_small = small.decode(indices)(queries_BM3)
+        logits_big = big.decode(indices)(queries_BM3)
+    torch.testing.assert_close(logits_big, logits_small, rtol=0, atol=1e-5)
 
 
 def test_pooling_rounds_need_the_triplane_latent():
     with pytest.raises(ValueError, match="latent_planes=3"):
         get_config("vat-tiny", pool_rounds=1)
+    with pytest.raises(ValueError, match="fine_res"):
+        get_config("vat-tiny", fine_res=64)
+    with pytest.raises(ValueError, match="fine_res"):
+        get_config("vat-tiny", **TINY_TP, fine_res=48)  # not scatter_res times a power of two
+
+
+def test_plane_refinement_joins_the_model_id_only_when_set():
+    assert "plane_refine" not in get_config("vat-tp2").decode_json()  # the shipped ids stay valid
+    assert "plane_refine" in get_config("vat-tp2", plane_refine=1).decode_json()
+    assert "fine_res" not in get_config("vat-tp2", fine_res=64).decode_json()  # encoder only
 
 
 def test_growth_refuses_what_it_cannot_grow():

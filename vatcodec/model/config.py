@@ -32,6 +32,8 @@ class VATConfig:
     scatter_res: int = 32  # latent_planes=3: side of the planes the encoder averages point features onto
     # latent_planes=3: ConvONet local-pooling rounds (points read their 3 cells, then the planes are pooled again)
     pool_rounds: int = 0
+    # latent_planes=3: side of a finer pooling whose strided-down features join the scatter_res planes (0: none)
+    fine_res: int = 0
     # VVQ
     latent_dim: int = 16  # C_q, channels of the Gaussian latent and of the codebook (paper: 16)
     codebook_size: int = 4096  # entries of the single codebook shared by all scales (paper: 16384)
@@ -49,6 +51,7 @@ class VATConfig:
         "conv"  # plane up-sampler per doubling: "conv" (one 3x3 conv) or "res" (+ a residual block)
     )
     plane_min_channels: int = 16  # channel floor of every plane level (the finest levels sit at this floor)
+    plane_refine: int = 0  # residual blocks after each plane doubling, zero-initialised (growable)
     point_queries: str = (
         "learned"  # encoder queries: "learned" parameters or "fps" (farthest points, 3DShape2VecSet)
     )
@@ -87,6 +90,12 @@ class VATConfig:
             down = self.scatter_res // side
             if self.scatter_res % side or down & (down - 1):
                 raise ValueError("scatter_res must be the latent side times a power of two")
+        if self.fine_res:
+            up = self.fine_res // self.scatter_res
+            if self.latent_planes != 3 or self.fine_res % self.scatter_res or up < 2 or up & (up - 1):
+                raise ValueError(
+                    "fine_res needs latent_planes=3 and must be scatter_res times a power of two >= 2"
+                )
         if self.pool_rounds and self.latent_planes != 3:
             raise ValueError("pool_rounds pools onto the triplane latent's planes: it needs latent_planes=3")
         if len(self.prefix_iso) >= len(self.scales):
@@ -170,7 +179,14 @@ DECODE_FIELDS = (
     "plane_channels",
     "mlp_hidden",
 )
-LATER_DECODE_FIELDS = ("plane_block", "plane_min_channels", "iso_logit", "latent_planes", "prefix_iso")
+LATER_DECODE_FIELDS = (
+    "plane_block",
+    "plane_min_channels",
+    "iso_logit",
+    "latent_planes",
+    "prefix_iso",
+    "plane_refine",
+)
 
 # A triplane latent (session 6): pooled point features seed three 8 x 8 latent planes, read cell by cell by the
 # decoder; 465 tokens in 7 scales, 2.5x cheaper per training step than vat-s (docs/tokenizer.md).

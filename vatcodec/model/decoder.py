@@ -28,27 +28,38 @@ def _groups(channels: int) -> int:
     return next(g for g in (8, 4, 2, 1) if channels % g == 0)
 
 
-class ResUpBlock(nn.Module):
-    """UpBlock followed by a residual block (GroupNorm, SiLU, 3x3 conv, twice) whose last conv starts at zero.
+class ResBlock(nn.Module):
+    """A residual block (GroupNorm, SiLU, 3x3 conv, twice) whose last conv starts at zero: the identity at first.
 
-    The zero start (TRELLIS's structure VAE) makes each block the identity at first, so stacking them does not
-    slow the early phase, while the normalization lets a higher learning rate through.
+    The zero start (TRELLIS's structure VAE) means stacking blocks does not slow the early phase, and a trained
+    model can grow them (`--grow`) and still compute what it did; the normalization lets a higher learning rate
+    through.
     """
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, c: int):
         super().__init__()
-        self.up = nn.Conv2d(cin, cout, 3, padding=1)
-        self.norm1 = nn.GroupNorm(_groups(cout), cout)
-        self.conv1 = nn.Conv2d(cout, cout, 3, padding=1)
-        self.norm2 = nn.GroupNorm(_groups(cout), cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.norm1 = nn.GroupNorm(_groups(c), c)
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.norm2 = nn.GroupNorm(_groups(c), c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
 
     def forward(self, x_NCHW: torch.Tensor) -> torch.Tensor:
-        h_NCHW = self.up(F.interpolate(x_NCHW, scale_factor=2.0, mode="nearest"))
-        r_NCHW = self.conv1(F.silu(self.norm1(h_NCHW)))
-        return h_NCHW + self.conv2(F.silu(self.norm2(r_NCHW)))
+        r_NCHW = self.conv1(F.silu(self.norm1(x_NCHW)))
+        return x_NCHW + self.conv2(F.silu(self.norm2(r_NCHW)))
+
+
+class ResUpBlock(nn.Module):
+    """UpBlock (without its SiLU) followed by a ResBlock."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.up = nn.Conv2d(cin, cout, 3, padding=1)
+        self.res = ResBlock(cout)
+
+    def forward(self, x_NCHW: torch.Tensor) -> torch.Tensor:
+        return self.res(self.up(F.interpolate(x_NCHW, scale_factor=2.0, mode="nearest")))
 
 
 class TriplaneDecoder(nn.Module):
@@ -82,6 +93,11 @@ class TriplaneDecoder(nn.Module):
         self.stem = nn.Conv2d(D, chans[0], 1)
         up_block = ResUpBlock if cfg.plane_block == "res" else UpBlock
         self.ups = nn.ModuleList(up_block(chans[i], chans[i + 1]) for i in range(cfg.plane_up))
+        # Residual blocks after each doubling (session 14): they start as the identity, so a trained decoder can
+        # grow them and learn sharper planes from where it was, instead of from scratch.
+        self.refine = nn.ModuleList(
+            nn.Sequential(*(ResBlock(c) for _ in range(cfg.plane_refine))) for c in chans[1:]
+        )
         self.heads = nn.ModuleList(nn.Conv2d(c, Ct, 1) for c in chans[-3:])
         self.mlp = nn.Sequential(
             nn.Linear(3 * 3 * Ct, cfg.mlp_hidden),
@@ -106,8 +122,8 @@ class TriplaneDecoder(nn.Module):
         D = x_BTD.shape[-1]
         x_NDrr = x_BTD.view(B * 3, self.r, self.r, D).permute(0, 3, 1, 2)  # (B * 3, D, r, r)
         feats = [self.stem(x_NDrr)]
-        for up in self.ups:
-            feats.append(up(feats[-1]))
+        for up, refine in zip(self.ups, self.refine, strict=True):
+            feats.append(refine(up(feats[-1])))
         return [head(f) for head, f in zip(self.heads, feats[-3:], strict=True)]
 
     def query(self, planes: list[torch.Tensor], points_BM3: torch.Tensor) -> torch.Tensor:

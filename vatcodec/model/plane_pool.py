@@ -56,6 +56,32 @@ class LocalRound(nn.Module):
         return feat_BNC + self.mlp(torch.cat([feat_BNC, gather_cells(planes_NCrr, cells_B3N)], dim=-1))
 
 
+class FinePool(nn.Module):
+    """A finer pooling for the planes: point features averaged onto `fine_res` planes, strided down to `res`.
+
+    At 32 px a plane cell averages a 1/32-wide column, so sub-cell positions survive only in the averaged
+    Fourier features; this branch pools the same features at a finer side and adds what its convolutions make of
+    them. Its output conv starts at zero: a trained model grows it (`--grow`) and computes what it did.
+    """
+
+    def __init__(self, c: int, fine_res: int, res: int):
+        super().__init__()
+        self.res = fine_res
+        layers = [nn.Conv2d(c, c, 3, padding=1), nn.SiLU()]
+        while res < fine_res:
+            layers += [nn.Conv2d(c, c, 4, stride=2, padding=1), nn.SiLU()]
+            fine_res //= 2
+        self.convs = nn.Sequential(*layers)
+        self.out = nn.Conv2d(c, c, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, feat_BNC: torch.Tensor, xyz_BN3: torch.Tensor) -> torch.Tensor:
+        """(B * 3, C, res, res) to add to the coarse planes."""
+        planes_NCff = scatter_mean(feat_BNC, plane_cells(xyz_BN3, self.res), self.res)
+        return self.out(self.convs(planes_NCff))
+
+
 class PlanePool(nn.Module):
     """ConvONet-style seeds for a triplane latent (`latent_planes=3`).
 
@@ -72,6 +98,7 @@ class PlanePool(nn.Module):
         c = D // 2
         self.point_mlp = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Linear(D, c))
         self.rounds = nn.ModuleList(LocalRound(c) for _ in range(cfg.pool_rounds))
+        self.fine = FinePool(c, cfg.fine_res, self.res) if cfg.fine_res else None
         downs, res = [], self.res
         while res > side:
             c_out = min(D, 2 * c)
@@ -94,5 +121,7 @@ class PlanePool(nn.Module):
         for local in self.rounds:
             feat_BNC = local(feat_BNC, planes_NCrr, cells_B3N)
             planes_NCrr = scatter_mean(feat_BNC, cells_B3N, self.res)
+        if self.fine is not None:
+            planes_NCrr = planes_NCrr + self.fine(feat_BNC, xyz_BN3)
         seeds_NDss = self.out(self.downs(planes_NCrr))
         return seeds_NDss.flatten(2).transpose(1, 2).reshape(B, -1, seeds_NDss.shape[1])
