@@ -129,7 +129,7 @@ def test_same_seed_same_bytes(model, mesh):
 
 def test_a_tiny_time_limit_returns_quickly_and_a_valid_file(model, mesh, samples):
     start = time.monotonic()
-    # The refinement's limit alone: the level search, once started, runs its quick decodes to the end (next test).
+    # The refinement's limit alone (the level search's share of a limit: next test).
     with pytest.warns(codec.TimeLimitWarning, match="reached its 0.2 s time limit"):
         data = codec.encode(mesh, model=model, effort=3, time_limit=0.2, level_search=False)
     took = time.monotonic() - start

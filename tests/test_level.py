@@ -131,3 +131,17 @@ def test_cli_writes_and_shows_the_level(tmp_path, table, plain):
     assert shown.exit_code == 0 and "surface level" in shown.output and "-0.125" in shown.output
     result = runner.invoke(app, ["encode", str(src), "-o", str(out), "--no-level-search", "--effort", "0"])
     assert result.exit_code == 0 and "surface level" not in runner.invoke(app, ["info", str(out)]).output
+
+
+def test_search_past_its_deadline_keeps_the_best_level_scored(table, plain, monkeypatch):
+    net = codec.get_model()
+    unit, _ = normalize_mesh(table)
+    idx = unpack(plain, tables=codec.tables_of(net)).indices
+    scored = []
+    quick = effort.fscore_proxy
+    monkeypatch.setattr(effort, "fscore_proxy", lambda *a, **k: scored.append(k["level"]) or quick(*a, **k))
+    assert level.choose_level(net, idx, unit, RES, deadline=0.0) == 0  # past it: only the model's level
+    assert scored == [0.0]
+    scored.clear()
+    full = level.choose_level(net, idx, unit, RES)
+    assert len(scored) >= len(level.LEVEL_COARSE) + 2 and full < 0  # no deadline: the whole search

@@ -209,7 +209,7 @@ def encode_cmd(
             metavar="S",
             help="Stop refining after S seconds per file and keep the best tokens so far (the bytes then"
             " depend on the machine's speed); with the level search, refining stops at 0.8 S and the search"
-            " runs after it. Default for effort 1/2/3: 10/30/75 s; 0: no limit.",
+            " runs after it, starting no candidate level past S. Default for effort 1/2/3: 10/30/75 s; 0: no limit.",
         ),
     ] = None,
     quality: Annotated[

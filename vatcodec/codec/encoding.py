@@ -159,8 +159,9 @@ def encode(
             the one with the best quick F-score. A higher effort never gives a worse occupancy loss on those
             samples than 0, nor a worse quick F-score.
         time_limit: seconds for the call; the refinement stops when they run out (at 1 - LEVEL_SEARCH_SHARE of
-            them when the level search follows, which then runs to its end) and keeps the best indices found
-            so far (the bytes then depend on the machine's speed), and a `TimeLimitWarning` says where it stopped.
+            them when the level search follows, which then starts no candidate past the limit) and keeps the
+            best indices found so far (the bytes then depend on the machine's speed), and a `TimeLimitWarning`
+            says where it stopped.
             None: the effort's default (`DEFAULT_TIME_LIMITS`; none for effort 0); 0: no limit.
         quality: the smallest file whose F-score against the input (tau 0.01, decoded at
             `quality_resolution`, measured here) is at least this, found by bisection over the scale prefixes
@@ -254,7 +255,9 @@ def encode(
             return plain
         if progress is not None:
             progress(1.0, "choosing the surface level")
-        level = choose_level(net, idx_L, unit)
+        level = choose_level(net, idx_L, unit, deadline=deadline)
+        if deadline is not None and time.monotonic() >= deadline:
+            cut.append("surface level: searched until the limit")
         out = packed(idx_L, level=level)
         return out if max_bytes is None or len(out) <= max_bytes else plain
 

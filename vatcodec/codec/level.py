@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,7 +19,8 @@ LEVEL_FINE = (-2, 2)
 LEVEL_RESOLUTION = 128  # marching-cubes grid of the search's quick F-scores
 # Under a time limit with the search on, the refinement stops at (1 - this) of the limit, so that a slow or busy
 # machine still searches the level (+0.03 F at effort 2) instead of refining to the limit and skipping it
-# (docs/tokenizer.md, "Session 13"). The search, once started, runs to its end.
+# (docs/tokenizer.md, "Session 13"). The search starts no candidate past the limit (session 14), so a file ends at
+# most one quick decode after it.
 LEVEL_SEARCH_SHARE = 0.2
 
 
@@ -27,22 +29,29 @@ def refinement_deadline(start: float, limit: float | None) -> float | None:
     return None if limit is None else start + (1.0 - LEVEL_SEARCH_SHARE) * limit
 
 
-def choose_level(net: VAT, idx_L: list[np.ndarray], mesh_unit, resolution: int | None = None) -> int:
+def choose_level(
+    net: VAT, idx_L: list[np.ndarray], mesh_unit, resolution: int | None = None, deadline: float | None = None
+) -> int:
     """The surface-level offset (in LEVEL_UNIT steps) whose decode has the best quick F-score against the mesh.
 
     The decoder's logits are calibrated on average, not per shape: thin parts of one shape surface at a lower
     level, a swollen shape at a higher one. Coarse candidates first (LEVEL_COARSE), then LEVEL_FINE around the
-    best; ties go to the smaller offset, so 0 (no extension) wins unless another level scores higher.
+    best; ties go to the smaller offset, so 0 (no extension) wins unless another level scores higher. Past
+    `deadline` (a `time.monotonic()` value) no further candidate starts: the best one scored so far wins.
     """
     from vatcodec.codec.effort import fscore_proxy
 
     resolution = resolution or LEVEL_RESOLUTION
     scores: dict[int, float] = {}
 
-    def better(k: int) -> tuple[float, int]:
-        if k not in scores:
+    def best_of(candidates: tuple[int, ...]) -> int:
+        for k in candidates:
+            if k in scores:
+                continue
+            if scores and deadline is not None and time.monotonic() >= deadline:
+                break
             scores[k] = fscore_proxy(net, idx_L, mesh_unit, resolution, level=k * LEVEL_UNIT)
-        return scores[k], -abs(k)
+        return max((k for k in candidates if k in scores), key=lambda k: (scores[k], -abs(k)))
 
-    best = max((0, *LEVEL_COARSE), key=better)
-    return max((best, *(best + d for d in LEVEL_FINE)), key=better)
+    best = best_of((0, *LEVEL_COARSE))
+    return best_of((best, *(best + d for d in LEVEL_FINE)))
