@@ -53,13 +53,11 @@ def loss_of(data: bytes, model, samples) -> float:
 
 @pytest.fixture(autouse=True)
 def quick_proxy(monkeypatch):
-    """The codec's F-score check at a coarse grid: the random model's shape is noise, and tests stay fast."""
-    proxy = effort.fscore_proxy
-    monkeypatch.setattr(
-        effort,
-        "fscore_proxy",
-        lambda net, idx, mesh, resolution=128, level=0.0: proxy(net, idx, mesh, resolution=32, level=level),
-    )
+    """The codec's F-score checks at a coarse grid: the random model's shape is noise, and tests stay fast."""
+    from vatcodec.codec import level, quick_score
+
+    monkeypatch.setattr(quick_score, "QUICK_RESOLUTION", 32)
+    monkeypatch.setattr(level, "LEVEL_RESOLUTION", 32)
 
 
 def mu_of(model, mesh):

@@ -5,7 +5,14 @@ import pytest
 import torch
 import trimesh
 
-from vatcodec.codec.extract import GridSpec, dense_grid, extract_mesh, grid_to_mesh, occupancy_grid
+from vatcodec.codec.extract import (
+    FieldCache,
+    GridSpec,
+    dense_grid,
+    extract_mesh,
+    grid_to_mesh,
+    occupancy_grid,
+)
 
 
 def sphere_sdf(p, center, radius):
@@ -137,3 +144,18 @@ def test_dilation_matches_the_26_neighbourhood():
     for i, j, k in idx:
         want[max(i - 2, 0) : i + 3, max(j - 2, 0) : j + 3, max(k - 2, 0) : k + 3] = True
     assert np.array_equal(got, want)
+
+
+def test_a_cache_shared_between_levels_gives_the_same_meshes_for_a_fraction_of_the_points():
+    levels = (0.0, -0.04, -0.02, 0.02, 0.04, -0.01, 0.01)  # the level search's pattern, in this field's units
+    plain = Counting(sphere_torus)
+    expected = [extract_mesh(plain, resolution=128, level=lv) for lv in levels]
+    cached = Counting(sphere_torus)
+    cache = FieldCache(cached, 128)
+    for lv, mesh in zip(levels, expected, strict=True):
+        assert_same_mesh(extract_mesh(cached, resolution=128, level=lv, cache=cache), mesh)
+    assert cached.points < 0.35 * plain.points  # the levels' near-surface points overlap
+    with pytest.raises(ValueError, match="FieldCache"):
+        extract_mesh(cached, resolution=64, cache=cache)  # another grid
+    with pytest.raises(ValueError, match="FieldCache"):
+        extract_mesh(Counting(sphere_torus), resolution=128, cache=cache)  # another field

@@ -7,7 +7,7 @@ import pytest
 from test_learning_table import table_mesh
 
 from vatcodec import codec
-from vatcodec.codec import effort, level
+from vatcodec.codec import effort, level, quick_score
 from vatcodec.codec.bitstream import (
     EXT_FSCORE,
     EXT_LEVEL,
@@ -138,8 +138,10 @@ def test_search_past_its_deadline_keeps_the_best_level_scored(table, plain, monk
     unit, _ = normalize_mesh(table)
     idx = unpack(plain, tables=codec.tables_of(net)).indices
     scored = []
-    quick = effort.fscore_proxy
-    monkeypatch.setattr(effort, "fscore_proxy", lambda *a, **k: scored.append(k["level"]) or quick(*a, **k))
+    extract = quick_score.extract_mesh
+    monkeypatch.setattr(
+        quick_score, "extract_mesh", lambda *a, **k: scored.append(k["level"]) or extract(*a, **k)
+    )
     assert level.choose_level(net, idx, unit, RES, deadline=0.0) == 0  # past it: only the model's level
     assert scored == [0.0]
     scored.clear()

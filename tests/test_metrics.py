@@ -15,6 +15,7 @@ from vatcodec.geometry.metrics import (
     cs_iou,
     occupancy_metrics,
     pointcloud_fscore,
+    reference_index,
     surface_metrics,
 )
 
@@ -144,6 +145,17 @@ def test_degenerate_prediction_scores_zero(pred) -> None:
 def test_degenerate_reference_is_a_mesh_error() -> None:
     with pytest.raises(MeshError):
         surface_metrics(unit_cube(), trimesh.Trimesh())
+    with pytest.raises(MeshError):
+        reference_index(trimesh.Trimesh())
+
+
+def test_a_reference_index_built_once_scores_every_prediction_as_without_it() -> None:
+    ref = unit_cube()
+    index = reference_index(ref, n_query=5_000, n_ref=50_000, seed=3)
+    for shift in (0.004, 0.02):
+        pred = ref.copy().apply_translation((shift, 0.0, 0.0))
+        alone = surface_metrics(pred, ref, n_query=5_000, n_ref=50_000, seed=3)
+        assert surface_metrics(pred, ref, n_query=5_000, n_ref=50_000, seed=3, ref_index=index) == alone
 
 
 def test_closest_point_matches_trimesh() -> None:

@@ -321,28 +321,12 @@ def refine(
     )
 
 
-def fscore_proxy(net, idx_L: list, mesh_unit, resolution: int = 128, level: float = 0.0) -> float:
+def fscore_proxy(net, idx_L: list, mesh_unit, resolution: int | None = None, level: float = 0.0) -> float:
     """A quick F-score (tau 0.01) of some indices' decoded shape against the unit-cube mesh; 0 if empty.
 
-    Marching cubes at 128 and 10k/100k metric samples: about 1 s for vat-s instead of about 4 s at
-    decode's 256 and the benchmark's 30k/300k. It ranks candidates that the loss cannot: a lower BCE can mean
-    a shape that shrank away from the surface where the decoder could not place it (measured: a blendswap
-    armchair went from loss 0.549 to 0.476 while F fell from 0.093 to 0.025). `level` shifts the surface by that
-    many logits above the model's level for the prefix.
+    One candidate's `QuickScorer` score; `level` shifts the surface by that many logits above the model's level
+    for the prefix. Callers that score several candidates against one mesh keep a `QuickScorer`.
     """
-    import trimesh
+    from vatcodec.codec.quick_score import QuickScorer
 
-    from vatcodec.codec.extract import extract_mesh
-    from vatcodec.geometry.metrics import surface_metrics
-    from vatcodec.threads import one_thread
-
-    with torch.no_grad():
-        # The planes as decode computes them (one thread), so a choice never depends on the thread count.
-        with one_thread():
-            field = net.decode([torch.as_tensor(np.asarray(a, dtype=np.int64))[None] for a in idx_L])
-        field.iso_logit += level  # a file's surface-level offset (bitstream EXT_LEVEL), as decode applies it
-        vertices_N3, faces_F3 = extract_mesh(field, resolution=resolution)
-    if len(faces_F3) == 0:
-        return 0.0
-    pred = trimesh.Trimesh(vertices_N3, faces_F3, process=False)
-    return float(surface_metrics(pred, mesh_unit, n_query=10_000, n_ref=100_000)["fscore"])
+    return QuickScorer(mesh_unit, resolution)(net, idx_L, level)

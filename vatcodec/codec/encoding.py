@@ -311,11 +311,12 @@ def encode(
         if until is not None and time.monotonic() >= until:
             return min(candidates, key=lambda c: c[1])[0]
         # The lowest loss is not always the best surface: a quick F-score picks (ties: the lower loss).
-        from vatcodec.codec.effort import fscore_proxy
+        from vatcodec.codec.quick_score import QuickScorer
 
         if progress is not None:
             progress(1.0, f"effort {effort}: choosing among {len(candidates)} files")
-        scores = [fscore_proxy(net, idx_L, unit) for idx_L, _ in candidates]
+        score = QuickScorer(unit)  # the input's index is built once for all candidates
+        scores = [score(net, idx_L) for idx_L, _ in candidates]
         return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -candidates[i][1]))][0]
 
     if quality is not None:

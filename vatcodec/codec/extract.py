@@ -55,13 +55,47 @@ class ExtractStats:
     field_seconds: float = 0.0
 
 
+class FieldCache:
+    """Field values already evaluated on one grid, kept between extractions of the same field at several levels.
+
+    A field's values do not depend on the level, and surfaces a fraction of a logit apart share most of their
+    near-surface points: the level search's 7 quick extractions evaluate 4-6x fewer points through one cache
+    (docs/performance.md). Values are stored on the finest grid of the hierarchy, so one cache serves only
+    `occupancy_grid` calls with this field, resolution, coarse size and padding.
+    """
+
+    def __init__(self, field: Field, resolution: int, coarse: int = 32, padding: float = DEFAULT_PADDING):
+        cells, k = _levels(resolution, coarse)
+        self.field, self.key = field, (resolution, coarse, padding)
+        self.n = cells * 2**k + 1  # points per axis of the hierarchy's finest (virtual) grid
+        self.values = np.empty(self.n**3, dtype=np.float32)
+        self.known = np.zeros(self.n**3, dtype=bool)
+
+    def check(self, field: Field, resolution: int, coarse: int, padding: float) -> None:
+        if field is not self.field or (resolution, coarse, padding) != self.key:
+            raise ValueError("a FieldCache serves only the field and grid it was made for")
+
+
 class _Evaluator:
     """Evaluates the field at integer indices of the finest grid, in batches, counting points."""
 
-    def __init__(self, field: Field, spec: GridSpec, batch: int, stats: ExtractStats):
-        self.field, self.spec, self.batch, self.stats = field, spec, batch, stats
+    def __init__(
+        self, field: Field, spec: GridSpec, batch: int, stats: ExtractStats, cache: FieldCache | None = None
+    ):
+        self.field, self.spec, self.batch, self.stats, self.cache = field, spec, batch, stats, cache
 
     def __call__(self, idx_M3: np.ndarray) -> np.ndarray:
+        if self.cache is None:
+            return self._evaluate(idx_M3)
+        c = self.cache
+        lin_M = (idx_M3[:, 0].astype(np.int64) * c.n + idx_M3[:, 1]) * c.n + idx_M3[:, 2]
+        new = ~c.known[lin_M]
+        if new.any():
+            c.values[lin_M[new]] = self._evaluate(idx_M3[new])
+            c.known[lin_M[new]] = True
+        return c.values[lin_M]
+
+    def _evaluate(self, idx_M3: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
         out_M = np.empty(len(idx_M3), dtype=np.float32)
         with torch.inference_mode():
@@ -265,6 +299,7 @@ def occupancy_grid(
     margin: int = 1,
     padding: float = DEFAULT_PADDING,
     batch: int = DEFAULT_BATCH,
+    cache: FieldCache | None = None,
 ) -> tuple[np.ndarray, ExtractStats]:
     """Field values on the (R+1)^3 grid, exact near the surface and filled from coarser levels elsewhere.
 
@@ -276,14 +311,17 @@ def occupancy_grid(
         margin: dilation in cells of each level's sign-change cells before refining them (all but the last).
         padding: how far the grid reaches beyond the unit cube on each side.
         batch: points per field call.
+        cache: values of this field evaluated by earlier calls (at other levels); read and filled.
 
     Returns:
-        (values (R+1, R+1, R+1) float32, stats).
+        (values (R+1, R+1, R+1) float32, stats); `stats.evaluated` counts only points sent to the field.
     """
     if resolution < 2:
         raise ValueError(f"resolution must be >= 2, got {resolution}")
+    if cache is not None:
+        cache.check(field, resolution, coarse, padding)
     spec, stats = GridSpec(resolution, padding), ExtractStats(per_level=[])
-    evaluate = _Evaluator(field, spec, batch, stats)
+    evaluate = _Evaluator(field, spec, batch, stats, cache)
     # The levels nest on a virtual grid of c * 2^k >= R cells with the final spacing; it is cropped to R
     # at the end, so any R works, not only c * 2^k.
     cells, k = _levels(resolution, coarse)
@@ -376,11 +414,12 @@ def extract_mesh(
     margin: int = 1,
     padding: float = DEFAULT_PADDING,
     batch: int = DEFAULT_BATCH,
+    cache: FieldCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mesh of the surface {field = level} in the unit cube, evaluated coarse-to-fine (see `occupancy_grid`).
 
     Returns:
         (vertices (N, 3) float64 in unit-cube coordinates, faces (F, 3) int64, outward-facing).
     """
-    values, _ = occupancy_grid(field, resolution, level, coarse, margin, padding, batch)
+    values, _ = occupancy_grid(field, resolution, level, coarse, margin, padding, batch, cache)
     return grid_to_mesh(values, GridSpec(resolution, padding), level)

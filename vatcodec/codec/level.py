@@ -37,11 +37,12 @@ def choose_level(
     The decoder's logits are calibrated on average, not per shape: thin parts of one shape surface at a lower
     level, a swollen shape at a higher one. Coarse candidates first (LEVEL_COARSE), then LEVEL_FINE around the
     best; ties go to the smaller offset, so 0 (no extension) wins unless another level scores higher. Past
-    `deadline` (a `time.monotonic()` value) no further candidate starts: the best one scored so far wins.
+    `deadline` (a `time.monotonic()` value) no further candidate starts: the best one scored so far wins. The
+    stream is decoded once and the candidates share its field values (`QuickScorer.at_levels`).
     """
-    from vatcodec.codec.effort import fscore_proxy
+    from vatcodec.codec.quick_score import QuickScorer
 
-    resolution = resolution or LEVEL_RESOLUTION
+    score_at = QuickScorer(mesh_unit, resolution or LEVEL_RESOLUTION).at_levels(net, idx_L)
     scores: dict[int, float] = {}
 
     def best_of(candidates: tuple[int, ...]) -> int:
@@ -50,7 +51,7 @@ def choose_level(
                 continue
             if scores and deadline is not None and time.monotonic() >= deadline:
                 break
-            scores[k] = fscore_proxy(net, idx_L, mesh_unit, resolution, level=k * LEVEL_UNIT)
+            scores[k] = score_at(k * LEVEL_UNIT)
         return max((k for k in candidates if k in scores), key=lambda k: (scores[k], -abs(k)))
 
     best = best_of((0, *LEVEL_COARSE))

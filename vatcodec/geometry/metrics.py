@@ -199,6 +199,26 @@ def _empty_surface_result() -> dict[str, float]:
     }
 
 
+def _seeded_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The (pred, ref) sample streams of `surface_metrics` for one seed."""
+    rng_pred, rng_ref = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    return rng_pred, rng_ref
+
+
+def reference_index(
+    ref: trimesh.Trimesh, n_query: int = 30_000, n_ref: int = 300_000, seed: int = 0
+) -> SurfaceIndex:
+    """The index of ``ref`` that `surface_metrics` builds with these arguments: build it once to score many
+    candidates against one reference (the results are identical, the cost of indexing ``ref`` is paid once).
+
+    Raises:
+        MeshError: ``ref`` has no surface area.
+    """
+    if _surface_area(ref) <= 0.0:
+        raise MeshError("reference mesh has no surface area; cannot score against it")
+    return SurfaceIndex(ref, max(n_ref, n_query), _seeded_rngs(seed)[1])
+
+
 def surface_metrics(
     pred: trimesh.Trimesh | None,
     ref: trimesh.Trimesh,
@@ -206,6 +226,7 @@ def surface_metrics(
     n_query: int = 30_000,
     n_ref: int = 300_000,
     seed: int = 0,
+    ref_index: SurfaceIndex | None = None,
 ) -> dict[str, float]:
     """Point-to-surface F-score, Chamfer distance and normal consistency of ``pred`` vs ``ref``.
 
@@ -232,6 +253,8 @@ def surface_metrics(
         n_query: Query points per surface.
         n_ref: Dense samples per surface for the KD-tree.
         seed: All sampling derives from this seed; equal seeds give identical results.
+        ref_index: ``reference_index(ref, n_query, n_ref, seed)``, built once by a caller that scores many
+            meshes against ``ref``; None builds it here.
 
     Returns:
         Dict with the keys listed above, as Python floats.
@@ -239,14 +262,11 @@ def surface_metrics(
     Raises:
         MeshError: ``ref`` has no surface area.
     """
-    if _surface_area(ref) <= 0.0:
-        raise MeshError("reference mesh has no surface area; cannot score against it")
+    if ref_index is None:
+        ref_index = reference_index(ref, n_query, n_ref, seed)
     if _surface_area(pred) <= 0.0:
         return _empty_surface_result()
-    n_dense = max(n_ref, n_query)
-    rng_pred, rng_ref = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    pred_index = SurfaceIndex(pred, n_dense, rng_pred)
-    ref_index = SurfaceIndex(ref, n_dense, rng_ref)
+    pred_index = SurfaceIndex(pred, max(n_ref, n_query), _seeded_rngs(seed)[0])
     # The dense samples are i.i.d., so their first n_query points are a valid query sample; each
     # set is only ever queried against the other surface's tree, which it is independent of.
     pred_q_Q3, pred_q_face = pred_index.points_N3[:n_query], pred_index.face_of_sample[:n_query]
@@ -287,7 +307,7 @@ def pointcloud_fscore(
 
     Kept only to measure how noisy that recipe is; use :func:`surface_metrics` for evaluation.
     """
-    rng_pred, rng_ref = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    rng_pred, rng_ref = _seeded_rngs(seed)
     pts_pred_N3 = sample_surface(pred, n_points, rng_pred)[0]
     pts_ref_N3 = sample_surface(ref, n_points, rng_ref)[0]
     d_pred = cKDTree(pts_ref_N3).query(pts_pred_N3, workers=-1)[0]
