@@ -100,40 +100,52 @@ def _model(freq_K: np.ndarray):
     return constriction.stream.model.Categorical((freq_K - 1).astype(np.float64), perfect=False)
 
 
-def _decode_words(segment: bytes, count: int, model) -> np.ndarray | None:
-    """Range-decode `count` symbols; bytes past the segment read as zero. None if the coder rejects the data."""
+def decode_words(segment: bytes, count: int, model, probs_LK: np.ndarray | None = None) -> np.ndarray | None:
+    """Range-decode `count` symbols; bytes past the segment read as zero. None if the coder rejects the data.
+
+    `probs_LK` gives each symbol its own row (a model made without probabilities); None uses `model`'s own.
+    """
     padded = segment + bytes(-len(segment) % 4)
     words = np.frombuffer(padded, dtype=">u4").astype(np.uint32)
     try:
-        return constriction.stream.queue.RangeDecoder(words).decode(model, count).astype(np.int64)
+        decoder = constriction.stream.queue.RangeDecoder(words)
+        out = decoder.decode(model, count) if probs_LK is None else decoder.decode(model, probs_LK)
+        return out.astype(np.int64)
     except Exception:  # constriction reports invalid data as AssertionError; any failure means corrupt input
         return None
 
 
-def encode_scale(idx_L: np.ndarray, freq_K: np.ndarray) -> bytes:
-    """Range-code one scale's indices with its table row; the shortest byte string that decodes back.
+def shortest_bytes(words: np.ndarray, decodes_back) -> bytes:
+    """The shortest byte string that `decodes_back(candidate) -> bool` accepts, from a sealed range coder output.
 
     constriction seals its output with whole 32-bit words. The decoder reads missing bytes as zero, and the
-    strings that decode to `idx_L` are the numbers in one interval, so for each length n only two candidates
+    strings that decode to the symbols are the numbers in one interval, so for each length n only two candidates
     can work: the first n bytes of the sealed output, and that plus one. Valid lengths are upward closed
     (appending a zero byte keeps the value), so trimming stops at the first length where neither decodes.
     """
+    sealed = words.astype(">u4").tobytes()
+    best = sealed
+    for n in range(len(sealed) - 1, -1, -1):
+        head = int.from_bytes(sealed[:n], "big")
+        fits = [c.to_bytes(n, "big") for c in (head, head + 1) if c < 1 << (8 * n)]
+        found = next((c for c in fits if decodes_back(c)), None)
+        if found is None:
+            break
+        best = found
+    return best
+
+
+def encode_scale(idx_L: np.ndarray, freq_K: np.ndarray) -> bytes:
+    """Range-code one scale's indices with its table row; the shortest byte string that decodes back."""
     idx_L = np.asarray(idx_L, dtype=np.int64)
     if len(freq_K) == 1:
         return b""  # a one-entry codebook: every index is 0 and costs nothing
     model = _model(freq_K)
     encoder = constriction.stream.queue.RangeEncoder()
     encoder.encode(idx_L.astype(np.int32), model)
-    sealed = encoder.get_compressed().astype(">u4").tobytes()
-    best = sealed
-    for n in range(len(sealed) - 1, -1, -1):
-        head = int.from_bytes(sealed[:n], "big")
-        fits = [c.to_bytes(n, "big") for c in (head, head + 1) if c < 1 << (8 * n)]
-        found = next((c for c in fits if np.array_equal(_decode_words(c, len(idx_L), model), idx_L)), None)
-        if found is None:
-            break
-        best = found
-    return best
+    return shortest_bytes(
+        encoder.get_compressed(), lambda c: np.array_equal(decode_words(c, len(idx_L), model), idx_L)
+    )
 
 
 def decode_scale(segment: bytes, count: int, freq_K: np.ndarray) -> np.ndarray:
@@ -147,7 +159,7 @@ def decode_scale(segment: bytes, count: int, freq_K: np.ndarray) -> np.ndarray:
         if segment:
             raise BitstreamError(f"a one-entry codebook codes nothing, but a scale has {len(segment)} bytes")
         return np.zeros(count, dtype=np.int64)
-    out = _decode_words(bytes(segment), count, _model(freq_K))
+    out = decode_words(bytes(segment), count, _model(freq_K))
     if out is None:
         raise BitstreamError("corrupt range-coded payload: the range decoder met bytes no encoder writes")
     return out

@@ -209,6 +209,7 @@ class NextScaleGenerator(nn.Module):
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         force: list[torch.Tensor] | None = None,
+        pick=None,
     ) -> dict[str, list[torch.Tensor]]:
         """Samples token maps scale by scale with a KV cache.
 
@@ -219,6 +220,8 @@ class NextScaleGenerator(nn.Module):
             top_k, top_p, temperature: filters of `sample_logits` (top_k 1 or temperature 0: greedy).
             generator: the random source (on the model's device), for reproducible samples.
             force: use these indices instead of sampling (teacher forcing through the cached path; tests).
+            pick: `pick(si, logits_BnV) -> idx_Bn` chooses each scale's indices instead of sampling, seeing that
+                scale's logits first (the context coder decodes them from its payload, `vatcodec.codec.context`).
 
         Returns:
             {"indices": one (B, pn*pn) tensor per scale, "logits": the (guided) logits of each scale}.
@@ -236,13 +239,18 @@ class NextScaleGenerator(nn.Module):
                 h_BnD = x_BnD
                 for block in self.blocks:
                     h_BnD = block(h_BnD, cond2_BD)
-                logits_BnV = self._head(h_BnD, cond2_BD).float()
+                logits_BnV = self._head(h_BnD, cond2_BD)
+                if logits_BnV.dtype in (torch.float16, torch.bfloat16):
+                    logits_BnV = logits_BnV.float()  # float64 stays: the context coder needs its precision
                 if guided:
                     t = cfg_scale * si / max(S - 1, 1)
                     logits_BnV = (1 + t) * logits_BnV[:B] - t * logits_BnV[B:]
-                idx_Bn = force[si] if force is not None else sample_logits(
-                    logits_BnV, top_k, top_p, temperature, generator
-                )  # fmt: skip
+                if force is not None:
+                    idx_Bn = force[si]
+                elif pick is not None:
+                    idx_Bn = pick(si, logits_BnV)
+                else:
+                    idx_Bn = sample_logits(logits_BnV, top_k, top_p, temperature, generator)
                 indices.append(idx_Bn)
                 all_logits.append(logits_BnV)
                 zhat_BCHW, next_BnC = self.vq.next_input(si, zhat_BCHW, idx_Bn)

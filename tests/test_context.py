@@ -1,0 +1,101 @@
+"""Context coding: integer rows from logits, per-token range coding, and a prior's round trip by scale prefix."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import tiny_model
+from tests.test_generator import tiny_generator
+from vatcodec.codec.context import ContextPrior, decode_rows, encode_rows, freq_rows
+from vatcodec.codec.entropy import TOTAL
+from vatcodec.errors import BitstreamError
+
+
+def test_rows_are_valid_tables_that_follow_the_logits():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 4.0, size=(50, 300))
+    logits[0] = 0.0  # a flat row
+    logits[1, 7] = 1e6  # one symbol far above the rest: the others share the floor, 2^-20 of it
+    freq = freq_rows(logits)
+    assert freq.dtype == np.int64 and (freq >= 1).all() and (freq.sum(axis=1) == TOTAL).all()
+    assert np.ptp(freq[0]) <= 1 + TOTAL % 300  # flat logits, flat row (the rounding goes to one symbol)
+    rest = np.delete(freq[1], 7)
+    assert (rest == rest[0]).all() and abs(rest[0] - TOTAL / 2**20) <= 1 and freq[1, 7] > 0.99 * TOTAL
+    order = np.argsort(logits[2:], axis=1)
+    assert (np.diff(np.take_along_axis(freq[2:], order, axis=1), axis=1) >= 0).all()  # monotone in the logit
+    # Only the rounded logits count: a shift by a whole number of 1/16-bit steps leaves every row unchanged.
+    assert np.array_equal(freq_rows(logits + 5 * np.log(2)), freq)
+
+
+def test_a_non_finite_logit_is_a_bitstream_error():
+    with pytest.raises(BitstreamError, match="non-finite"):
+        freq_rows(np.array([[0.0, np.nan]]))
+
+
+def test_rows_round_trip_and_likely_symbols_cost_less():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0.0, 3.0, size=(200, 64))
+    freq = freq_rows(logits)
+    likely = logits.argmax(axis=1)
+    unlikely = logits.argmin(axis=1)
+    for idx in (likely, unlikely, rng.integers(0, 64, 200)):
+        assert np.array_equal(decode_rows(encode_rows(idx, freq), freq), idx)
+    assert len(encode_rows(likely, freq)) < len(encode_rows(unlikely, freq)) / 4
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def prior(tok):
+    return ContextPrior(tiny_generator(tok))
+
+
+def indices_of(tok, prior, seed: int) -> list[np.ndarray]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, tok.cfg.codebook_size, (n,), generator=g).numpy() for n in prior.counts]
+
+
+def test_every_prefix_of_the_scales_round_trips(tok, prior):
+    idx_L = indices_of(tok, prior, 0)
+    segments = prior.encode(idx_L)
+    assert len(segments) == len(idx_L)
+    for n in range(1, len(idx_L) + 1):
+        back = prior.decode(segments[:n])
+        assert len(back) == n and all(np.array_equal(a, b) for a, b in zip(back, idx_L, strict=False))
+    assert prior.encode(idx_L[:2]) == segments[:2]  # a scale's bytes depend only on the scales before it
+
+
+def test_the_bytes_do_not_depend_on_the_thread_count(tok, prior):
+    idx_L = indices_of(tok, prior, 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = prior.encode(idx_L)
+        torch.set_num_threads(2)
+        assert prior.encode(idx_L) == one
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_prior_that_expects_the_tokens_codes_them_in_fewer_bytes(tok):
+    gen = tiny_generator(tok)
+    with torch.no_grad():
+        gen.head.bias.zero_()
+        gen.head.bias[5] = 30.0  # the prior all but promises index 5 everywhere
+    prior = ContextPrior(gen)
+    expected = [np.full(n, 5) for n in prior.counts]
+    other = [np.full(n, 6) for n in prior.counts]
+    cheap, costly = (sum(len(s) for s in prior.encode(i)) for i in (expected, other))
+    assert cheap <= len(expected) and costly > 2 * sum(prior.counts)  # ~0 bits a token against ~20 (the floor)
+    assert all(np.array_equal(a, b) for a, b in zip(prior.decode(prior.encode(other)), other, strict=True))
+
+
+def test_counts_that_are_not_a_prefix_of_the_scales_are_refused(tok, prior):
+    idx_L = indices_of(tok, prior, 2)
+    with pytest.raises(BitstreamError, match="prefix"):
+        prior.encode([idx_L[0], idx_L[1][:-1]])
+    with pytest.raises(BitstreamError, match="prefix"):
+        prior.decode([b""] * (len(idx_L) + 1))
