@@ -89,7 +89,8 @@ def test_a_prior_that_expects_the_tokens_codes_them_in_fewer_bytes(tok):
     expected = [np.full(n, 5) for n in prior.counts]
     other = [np.full(n, 6) for n in prior.counts]
     cheap, costly = (sum(len(s) for s in prior.encode(i)) for i in (expected, other))
-    assert cheap <= len(expected) and costly > 2 * sum(prior.counts)  # ~0 bits a token against ~20 (the floor)
+    # About 0 bits a token against about 20 (the floor of a row).
+    assert cheap <= len(expected) and costly > 2 * sum(prior.counts)
     assert all(np.array_equal(a, b) for a, b in zip(prior.decode(prior.encode(other)), other, strict=True))
 
 
