@@ -100,3 +100,68 @@ def test_counts_that_are_not_a_prefix_of_the_scales_are_refused(tok, prior):
         prior.encode([idx_L[0], idx_L[1][:-1]])
     with pytest.raises(BitstreamError, match="prefix"):
         prior.decode([b""] * (len(idx_L) + 1))
+
+
+# --- coder 3 of the .vat format ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def coded(tok, prior):
+    """The tiny tokenizer with the tiny prior, and a torus it encoded with every coder."""
+    import trimesh
+
+    from vatcodec import codec
+    from vatcodec.codec.models import set_prior
+
+    net = set_prior(tiny_model(), prior)
+    mesh = trimesh.creation.torus(1.0, 0.3, major_sections=24, minor_sections=12)
+    return net, {c: codec.encode(mesh, model=net, coder=c) for c in ("raw", "context", "auto")}
+
+
+def test_context_files_hold_the_same_indices_and_any_prefix_decodes(coded, prior):
+    from vatcodec import codec
+    from vatcodec.codec.bitstream import header_info, unpack
+
+    net, files = coded
+    raw, ctx = unpack(files["raw"]), unpack(files["context"], prior=prior)
+    assert ctx.coder == "context" and header_info(files["context"])["format"] == "vat 1.3"
+    assert all(np.array_equal(a, b) for a, b in zip(raw.indices, ctx.indices, strict=True))
+    assert header_info(files["context"])["scale_bytes"]
+    for n in (1, 2):
+        cut = codec.recode(files["context"], model=net, scales=n, coder="context")
+        assert len(unpack(cut, prior=prior).indices) == n
+    full, first = (
+        codec.decode(files["context"], model=net, resolution=32),
+        codec.decode(files["raw"], model=net, resolution=32),
+    )
+    assert np.array_equal(full.vertices, first.vertices)
+
+
+def test_a_context_file_needs_its_prior_and_fails_the_check_under_another(coded, tok):
+    from vatcodec import codec
+    from vatcodec.codec.bitstream import unpack
+    from vatcodec.errors import VatError
+
+    net, files = coded
+    with pytest.raises(BitstreamError, match="needs the prior of model"):
+        unpack(files["context"])
+    with pytest.raises(BitstreamError, match="fail their check"):
+        unpack(files["context"], prior=ContextPrior(tiny_generator(tok, seed=1)))
+    with pytest.raises(VatError, match="has no context prior"):
+        codec.decode(files["context"], model=tiny_model(), resolution=32)  # the same decoder, no prior
+    with pytest.raises(VatError, match="needs a prior"):
+        codec.encode(np.zeros(1), model=tiny_model(), coder="context")
+
+
+def test_the_shipped_model_codes_in_fewer_bytes_with_its_prior():
+    """The shipped tokenizer and prior: `auto` picks the context coder, for the same decoded shape as range."""
+    from test_learning_table import table_mesh
+
+    from vatcodec import codec
+    from vatcodec.codec.bitstream import header_info
+
+    mesh = table_mesh()
+    auto, rng = codec.encode(mesh), codec.encode(mesh, coder="range")
+    assert header_info(auto)["coder"] == "context" and len(auto) < 0.85 * len(rng)
+    a, b = codec.decode(auto, resolution=64), codec.decode(rng, resolution=64)
+    assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.faces, b.faces)

@@ -188,8 +188,9 @@ def encode_cmd(
         str,
         typer.Option(
             "--coder",
-            metavar="auto|raw|zstd|range",
-            help="Payload coder; auto picks the smallest the model supports (range needs its entropy tables).",
+            metavar="auto|raw|zstd|range|context",
+            help="Payload coder; auto picks the smallest the model supports (range needs its entropy tables,"
+            " context its prior).",
         ),
     ] = "auto",
     effort: Annotated[

@@ -2,7 +2,8 @@
 
 This module is the normative reference reader/writer. It deliberately depends only on the standard
 library, numpy and zstandard (no torch), so tools can inspect files without the neural codec. The
-range coder's payload (coder 2) lives in `vatcodec.codec.entropy`, imported only for such files.
+range coder's payload (coder 2) lives in `vatcodec.codec.entropy`, imported only for such files; the context
+coder's (coder 3) needs the model's prior, a network, which the caller passes in (`vatcodec.codec.context`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,19 @@ from vatcodec.codec.byteio import MAX_VARINT_BYTES, MODEL_ID_BYTES, Reader, enco
 from vatcodec.errors import BitstreamError
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 2  # what this reader implements; a writer declares the lowest minor its file needs
+FORMAT_MINOR = 3  # what this reader implements; a writer declares the lowest minor its file needs
 MAGIC = b"VAT"
-CODERS = {"raw": 0, "zstd": 1, "range": 2}
+CODERS = {"raw": 0, "zstd": 1, "range": 2, "context": 3}
 CODER_NAMES = {v: k for k, v in CODERS.items()}
-CODER_MINOR = {"raw": 0, "zstd": 0, "range": 1}  # the format minor version that registered each coder
+CODER_MINOR = {
+    "raw": 0,
+    "zstd": 0,
+    "range": 1,
+    "context": 3,
+}  # the format minor version that registered each coder
+CHECK_BYTES = (
+    2  # coder 3: low 16 bits of the CRC-32 of the indices, so that a prior computed otherwise is caught
+)
 EXT_FSCORE = 1  # extension tag: measured F-score, float32 little-endian
 EXT_LEVEL = 2  # extension tag: surface-level offset for the file's full stream, int8 in 1/16 logit (minor 2)
 EXT_MINOR = {EXT_FSCORE: 0, EXT_LEVEL: 2}  # the format minor version that registered each known tag
@@ -205,15 +214,17 @@ def level_extension(steps: int) -> dict[int, bytes]:
     return {} if steps == 0 else {EXT_LEVEL: struct.pack("<b", steps)}
 
 
-def pack(vat: VatFile, tables=None) -> bytes:
+def pack(vat: VatFile, tables=None, prior=None) -> bytes:
     """Serialize a VatFile to .vat bytes after validating every field.
 
     Args:
         vat: the file's fields.
         tables: the model's entropy tables `freq_SK` (scales x codebook), needed by the "range" coder only.
+        prior: the model's `ContextPrior`, needed by the "context" coder only.
 
     Raises:
-        BitstreamError: a field is out of range or inconsistent with another, or "range" without tables.
+        BitstreamError: a field is out of range or inconsistent with another, "range" without tables, or
+            "context" without a prior.
     """
     major, minor = (_as_int(v, "version") for v in vat.version)
     if major != FORMAT_MAJOR or not 0 <= minor <= 255:
@@ -264,6 +275,12 @@ def pack(vat: VatFile, tables=None) -> bytes:
         if tables is None:
             raise BitstreamError("the range coder needs the model's entropy tables")
         payload = entropy.pack_payload(arrays, entropy.check_tables(tables, len(schedule), codebook))
+    elif vat.coder == "context":
+        from vatcodec.codec import entropy
+
+        if prior is None:
+            raise BitstreamError("the context coder needs the model's prior")
+        payload = _index_check(arrays) + entropy.frame_segments(prior.encode(arrays))
     else:
         payload = _pack_bits(np.concatenate(arrays), bits)
     if vat.coder == "zstd":
@@ -373,8 +390,33 @@ def _parse_header(data: bytes) -> tuple[dict, int, bytes]:
     return fields, present, data[r.pos : r.end]
 
 
-def _decode_indices(fields: dict, present: int, payload: bytes, tables) -> list[np.ndarray]:
+def _index_check(arrays: list[np.ndarray]) -> bytes:
+    """Coder 3's check of the decoded indices: the low 16 bits of the CRC-32 of them as int32 little-endian."""
+    crc = zlib.crc32(np.concatenate(arrays).astype("<i4").tobytes()) if arrays else 0
+    return struct.pack("<H", crc & 0xFFFF)
+
+
+def _decode_indices(fields: dict, present: int, payload: bytes, tables, prior=None) -> list[np.ndarray]:
     schedule, codebook = fields["schedule"], fields["codebook_size"]
+    if fields["coder"] == "context":
+        from vatcodec.codec import entropy
+
+        if len(payload) < CHECK_BYTES:
+            raise BitstreamError(
+                f"context-coded payload is {len(payload)} bytes, shorter than its index check"
+            )
+        segments = entropy.split_payload(payload[CHECK_BYTES:], present, "context-coded")
+        if prior is None:
+            raise BitstreamError(
+                f"this file is context-coded: decoding it needs the prior of model {bytes(fields['model_id']).hex()}"
+            )
+        arrays = prior.decode(segments)
+        if _index_check(arrays) != payload[:CHECK_BYTES]:
+            raise BitstreamError(
+                "context-coded indices fail their check: the file is corrupt, or this machine computed the"
+                " model's prior differently from the one that wrote it"
+            )
+        return arrays
     if fields["coder"] == "range":
         from vatcodec.codec import entropy
 
@@ -393,33 +435,39 @@ def _decode_indices(fields: dict, present: int, payload: bytes, tables) -> list[
     return list(np.split(flat, np.cumsum(schedule[: present - 1])))
 
 
-def unpack(data: bytes, tables=None) -> VatFile:
+def unpack(data: bytes, tables=None, prior=None) -> VatFile:
     """Parse and fully validate .vat bytes (magic, version, CRC, every length and index).
 
     Args:
         data: the file's bytes.
         tables: the model's entropy tables `freq_SK`; needed only to decode a range-coded file (coder 2).
+        prior: the model's `ContextPrior`; needed only to decode a context-coded file (coder 3).
 
     Raises:
         BitstreamError: the bytes are not a valid .vat file this reader supports, or a range-coded file
             comes without tables (or with tables of the wrong shape).
     """
     fields, present, payload = _parse_header(data)
-    return VatFile(indices=_decode_indices(fields, present, payload, tables), **fields)
+    return VatFile(indices=_decode_indices(fields, present, payload, tables, prior), **fields)
 
 
 def header_info(data: bytes) -> dict:
     """Validate a .vat file and describe it as JSON-serializable fields (for `vatcodec info`).
 
-    Needs no model: a range-coded file is checked up to its per-scale framing, and `scale_bytes` lists the
-    coded bytes of each present scale.
+    Needs no model: a range- or context-coded file is checked up to its per-scale framing, and `scale_bytes`
+    lists the coded bytes of each present scale.
     """
     fields, present, payload = _parse_header(data)
     vat = VatFile(indices=[], **fields)
-    if vat.coder == "range":
+    if vat.coder in ("range", "context"):
         from vatcodec.codec import entropy
 
-        scale_bytes = [len(seg) for seg in entropy.split_payload(payload, present)]
+        framed = payload if vat.coder == "range" else payload[CHECK_BYTES:]
+        if vat.coder == "context" and len(payload) < CHECK_BYTES:
+            raise BitstreamError(
+                f"context-coded payload is {len(payload)} bytes, shorter than its index check"
+            )
+        scale_bytes = [len(seg) for seg in entropy.split_payload(framed, present, f"{vat.coder}-coded")]
     else:
         _decode_indices(fields, present, payload, None)
     tokens = sum(vat.schedule[:present])
@@ -443,7 +491,7 @@ def header_info(data: bytes) -> dict:
         "scale": vat.scale,
         "extensions": {str(tag): value.hex() for tag, value in sorted(vat.extensions.items())},
     }
-    if vat.coder == "range":
+    if vat.coder in ("range", "context"):
         info["scale_bytes"] = scale_bytes
     if EXT_FSCORE in vat.extensions:
         fscore = struct.unpack("<f", vat.extensions[EXT_FSCORE])[0]

@@ -103,6 +103,12 @@ class ContextPrior:
     """
 
     def __init__(self, generator):
+        from vatcodec.generation.checkpoint import generator_id
+
+        # A loaded checkpoint's id, else the id its weights would have as saved now (models built in memory).
+        self.generator_id = getattr(generator, "generator_id", "") or generator_id(
+            generator.cfg, generator.state_dict()
+        )
         self.gen = generator.double().eval()
         self.counts = list(generator.counts)
 

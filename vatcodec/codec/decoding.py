@@ -18,6 +18,7 @@ from vatcodec.codec.models import (
     file_model_id,
     model_for_file,
     model_id_of,
+    prior_of,
     tables_of,
 )
 from vatcodec.errors import BitstreamError, EmptyShapeError, VatError
@@ -68,6 +69,11 @@ def _check_file_matches(info: dict, net: VAT) -> None:
         raise VatError(
             f"the file is range-coded with the entropy tables of model {theirs}, but the loaded model"
             f" {model_id_of(net).hex()} has no entropy tables; pass the matching checkpoint with --model"
+        )
+    if info["coder"] == "context" and prior_of(net) is None:
+        raise VatError(
+            f"the file is context-coded with the prior of model {theirs}, but the loaded model"
+            f" {model_id_of(net).hex()} has no context prior; pass the matching checkpoint with --model"
         )
     ours = file_model_id(net, info["coder"]).hex()
     if theirs != ours:
@@ -147,7 +153,7 @@ def decode_arrays(
     info = header_info(data)  # a corrupt file fails here, before any model is loaded
     net = model_for_file(info, model, device)
     _check_file_matches(info, net)
-    vat = unpack(data, tables=tables_of(net))
+    vat = unpack(data, tables=tables_of(net), prior=prior_of(net) if info["coder"] == "context" else None)
     n = min(scales or vat.num_scales, vat.num_scales)
     dev = device_of(net)
     indices = [

@@ -40,6 +40,7 @@ from vatcodec.codec.models import (
     file_model_id,
     model_for_file,
     model_id_of,
+    prior_of,
     resolve_model,
     tables_of,
 )
@@ -81,6 +82,7 @@ def effective_time_limit(effort: int, time_limit: float | None) -> float | None:
 def pack_smallest(vat: VatFile, coder: str, net: VAT) -> bytes:
     if coder == "auto":  # every coder the model can use; ties go to the first (raw needs no decompressor)
         coders = ["raw", "zstd"] + (["range"] if tables_of(net) is not None else [])
+        coders += ["context"] if prior_of(net) is not None else []
     else:
         coders = [coder]
     files = []
@@ -88,7 +90,7 @@ def pack_smallest(vat: VatFile, coder: str, net: VAT) -> bytes:
     for c in coders:  # the id of what decoding needs, and the lowest format version that defines what it uses
         version = (FORMAT_MAJOR, max(vat.version[1], CODER_MINOR[c], ext_minor))
         fields = dataclasses.replace(vat, coder=c, model_id=file_model_id(net, c), version=version)
-        files.append(pack(fields, tables=tables_of(net)))
+        files.append(pack(fields, tables=tables_of(net), prior=prior_of(net) if c == "context" else None))
     return min(files, key=len)
 
 
@@ -101,6 +103,8 @@ def _check_options(net: VAT, scales: int | None, max_bytes: int | None, coder: s
             f"the range coder needs entropy tables, and model {model_id_of(net).hex()} has none"
             " (add them with python -m training.token_stats)"
         )
+    if coder == "context" and prior_of(net) is None:
+        raise VatError(f"the context coder needs a prior, and model {model_id_of(net).hex()} has none")
     total = len(cfg.schedule)
     if scales is not None and not 1 <= scales <= total:
         raise VatError(f"scales must be in 1..{total} for this model, got {scales}")
@@ -149,8 +153,8 @@ def encode(
         max_bytes: keep the largest prefix of scales whose whole file fits in this many bytes. With effort > 0
             the refined file fits too; when the effort-0 file fills more than 90% of the budget, one scale
             fewer is refined as well and competes with it.
-        coder: payload coder: "raw", "zstd", "range" (needs a model with entropy tables), or "auto" for the
-            smallest of those the model can use.
+        coder: payload coder: "raw", "zstd", "range" (needs a model with entropy tables), "context" (needs a
+            model with a prior, `prior_of`), or "auto" for the smallest of those the model can use.
         seed: seed of the surface sampling fed to the encoder and of the occupancy samples that effort 1-3
             refine against (fixed so encoding is deterministic).
         effort: 0 is one encoder pass; 1, 2, 3 refine the indices of the prefix being written through the
@@ -396,7 +400,7 @@ def recode(data: bytes, *, model=None, coder: str = "auto", scales: int | None =
     net = model_for_file(info, model)
     _check_file_matches(info, net)
     _check_options(net, scales, None, coder)
-    vat = unpack(data, tables=tables_of(net))
+    vat = unpack(data, tables=tables_of(net), prior=prior_of(net) if info["coder"] == "context" else None)
     keep = min(scales or vat.num_scales, vat.num_scales)
     extensions = dict(vat.extensions)
     if keep < vat.num_scales:  # the surface level was chosen for the full stream, not for a prefix

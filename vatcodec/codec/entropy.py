@@ -174,18 +174,26 @@ def pack_payload(arrays: list[np.ndarray], freq_SK: np.ndarray) -> bytes:
     Raises:
         BitstreamError: a coded scale exceeds the 3-byte varint limit (only for adversarial, huge schedules).
     """
-    segments = [encode_scale(a, freq_SK[s]) for s, a in enumerate(arrays)]
+    return frame_segments([encode_scale(a, freq_SK[s]) for s, a in enumerate(arrays)])
+
+
+def frame_segments(segments: list[bytes]) -> bytes:
+    """Coded scales in order, each but the last preceded by its byte length as a varint (SPEC 5.1; coder 3 too).
+
+    Raises:
+        BitstreamError: a coded scale exceeds the 3-byte varint limit (only for adversarial, huge schedules).
+    """
     out = bytearray()
     for s, seg in enumerate(segments):
         if len(seg) > MAX_SEGMENT:
-            raise BitstreamError(f"scale {s} range-codes to {len(seg)} bytes, more than {MAX_SEGMENT}")
+            raise BitstreamError(f"scale {s} codes to {len(seg)} bytes, more than {MAX_SEGMENT}")
         if s < len(segments) - 1:  # the last runs to the end of the payload: its length is implied
             out += encode_varint(len(seg))
         out += seg
     return bytes(out)
 
 
-def split_payload(payload: bytes, present: int) -> list[bytes]:
+def split_payload(payload: bytes, present: int, what: str = "range-coded") -> list[bytes]:
     """The coded bytes of each present scale; checks every length against the bytes there are.
 
     Raises:
@@ -195,7 +203,7 @@ def split_payload(payload: bytes, present: int) -> list[bytes]:
     segments = []
     for s in range(present - 1):
         n = r.varint(f"coded length of scale {s}", 0, MAX_SEGMENT)
-        segments.append(r.take(n, f"range-coded scale {s}"))
+        segments.append(r.take(n, f"{what} scale {s}"))
     segments.append(payload[r.pos :])
     return segments
 

@@ -30,7 +30,7 @@ def default_model_path() -> Path:
 
 
 def _file_ids(path: Path) -> tuple[str, ...]:
-    """The ids (model id, entropy id) a tokenizer checkpoint's files may carry, from its header alone."""
+    """The ids (model id, entropy id, context id) a tokenizer checkpoint's files may carry, from headers alone."""
     import json
     import struct
 
@@ -42,7 +42,9 @@ def _file_ids(path: Path) -> tuple[str, ...]:
         return ()
     if not str(meta.get("format", "")).startswith("vatcodec-tokenizer"):
         return ()
-    return tuple(meta[k] for k in ("model_id", "entropy_id") if k in meta)
+    ids = tuple(meta[k] for k in ("model_id", "entropy_id") if k in meta)
+    prior = _bundled_priors().get(meta.get("model_id", ""))
+    return ids + ((context_id(bytes.fromhex(meta["model_id"]), prior[1]).hex(),) if prior else ())
 
 
 def bundled_model_for(file_id: str) -> Path | None:
@@ -147,11 +149,65 @@ def tables_of(model: VAT):
     return getattr(model, "entropy_freq_SK", None)
 
 
+PRIOR_SUFFIX = "-prior.safetensors"  # a shipped context prior: a generator checkpoint beside its tokenizer
+_CONTEXT_DOMAIN = b"vatcodec context prior v1"
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_priors() -> dict[str, tuple[Path, str]]:
+    """Tokenizer model id (hex) -> (path, generator id) of each shipped prior, from the files' headers alone."""
+    import json
+    import struct
+
+    found = {}
+    for path in sorted(weights_dir().glob("*" + PRIOR_SUFFIX)):
+        try:
+            with open(path, "rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                meta = json.loads(f.read(min(n, 1 << 24))).get("__metadata__", {})
+            found[json.loads(meta["config"])["tokenizer_id"]] = (path, meta["generator_id"])
+        except (OSError, ValueError, KeyError, struct.error):
+            continue
+    return found
+
+
+def context_id(tokenizer_id: bytes, generator_id: str) -> bytes:
+    """The id a context-coded file carries: the decoder's id bound to the prior's (SPEC 5.2)."""
+    import hashlib
+
+    return hashlib.sha256(_CONTEXT_DOMAIN + bytes(tokenizer_id) + bytes.fromhex(generator_id)).digest()[:8]
+
+
+def set_prior(model: VAT, prior) -> VAT:
+    """Give a model a `ContextPrior` (or take it away with None), instead of the shipped one for its id."""
+    model.context_prior = prior
+    return model
+
+
+def prior_of(model: VAT):
+    """The model's `ContextPrior`: one set with `set_prior`, else the shipped one for its id (loaded once), or None."""
+    if not hasattr(model, "context_prior"):
+        found = _bundled_priors().get(model_id_of(model).hex())
+        prior = None
+        if found is not None:
+            from vatcodec.codec.context import ContextPrior
+            from vatcodec.generation.checkpoint import load_generator
+
+            prior = ContextPrior(load_generator(found[0]))
+        model.context_prior = prior
+    return model.context_prior
+
+
 def file_model_id(model: VAT, coder: str) -> bytes:
-    """The id a file carries: the decoder's, and for the range coder also the tables it was coded with.
+    """The id a file carries: the decoder's, bound to its tables (range coder) or to its prior (context coder).
 
     Raw and zstd files do not depend on the tables, so giving a model tables keeps its raw/zstd files valid.
     """
+    if coder == "context":
+        prior = prior_of(model)
+        if prior is None:
+            raise VatError("this model has no context prior: use --coder range, zstd or raw")
+        return context_id(model_id_of(model), prior.generator_id)
     if coder != "range":
         return model_id_of(model)
     ident = getattr(model, "entropy_id", None)
