@@ -29,7 +29,7 @@ import torch
 
 from vatcodec import codec
 from vatcodec.codec import effort
-from vatcodec.codec.bitstream import header_info, unpack
+from vatcodec.codec.bitstream import header_info
 from vatcodec.errors import VatError
 from vatcodec.geometry.mesh_io import SUPPORTED_SUFFIXES, load_mesh, normalize_mesh
 from vatcodec.geometry.metrics import decoded_surface_metrics
@@ -84,7 +84,7 @@ def measure(
                     row["time_limit_cut"], cut = str(w.message), True
                 else:  # the others, as they would have been shown
                     print(f"{path.name}: warning: {w.message}", file=sys.stderr)
-            indices = unpack(data, tables=codec.tables_of(net)).indices
+            indices = codec.unpack_for(data, net).indices
             row.update(scales=len(indices), bytes=len(data), loss=effort.indices_loss(net, indices, samples))
             row["level"] = header_info(data).get("level_offset", 0.0)
             t = time.perf_counter()

@@ -20,6 +20,7 @@ _API = {
     "decode": "decoding",
     "decode_arrays": "decoding",
     "measure_fscore": "decoding",
+    "unpack_for": "decoding",
     "CODER_CHOICES": "encoding",
     "EFFORT_LEVELS": "encoding",
     "TIGHT_BUDGET": "encoding",
@@ -36,6 +37,8 @@ _API = {
     "clear_model_cache": "models",
     "model_id_of": "models",
     "tables_of": "models",
+    "prior_of": "models",
+    "set_prior": "models",
     "resolve_model": "models",
     "bundled_model_for": "models",
     "model_for_file": "models",
@@ -74,7 +77,10 @@ __all__ = [
     "resolve_model",
     "bundled_model_for",
     "model_for_file",
+    "prior_of",
+    "set_prior",
     "tables_of",
+    "unpack_for",
 ]
 
 if TYPE_CHECKING:
@@ -86,6 +92,7 @@ if TYPE_CHECKING:
         decode,
         decode_arrays,
         measure_fscore,
+        unpack_for,
     )
     from vatcodec.codec.encoding import (
         CODER_CHOICES,
@@ -106,8 +113,10 @@ if TYPE_CHECKING:
         get_model,
         model_for_file,
         model_id_of,
+        prior_of,
         resolve_device,
         resolve_model,
+        set_prior,
         tables_of,
     )
 

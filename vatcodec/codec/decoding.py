@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from vatcodec.codec.bitstream import (
+    VatFile,
     header_info,
     level_offset,
     unpack,
@@ -60,6 +61,12 @@ def measure_fscore(data: bytes, mesh_or_path, *, model=None, resolution: int = Q
 
 
 # --- decode -----------------------------------------------------------------------------------------------------
+
+
+def unpack_for(data: bytes, net: VAT) -> VatFile:
+    """`unpack` with what the file's coder needs from the model: its entropy tables (range) or its prior (context)."""
+    context = header_info(data)["coder"] == "context"
+    return unpack(data, tables=tables_of(net), prior=prior_of(net) if context else None)
 
 
 def _check_file_matches(info: dict, net: VAT) -> None:
@@ -153,7 +160,7 @@ def decode_arrays(
     info = header_info(data)  # a corrupt file fails here, before any model is loaded
     net = model_for_file(info, model, device)
     _check_file_matches(info, net)
-    vat = unpack(data, tables=tables_of(net), prior=prior_of(net) if info["coder"] == "context" else None)
+    vat = unpack_for(data, net)
     n = min(scales or vat.num_scales, vat.num_scales)
     dev = device_of(net)
     indices = [

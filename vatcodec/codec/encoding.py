@@ -24,7 +24,6 @@ from vatcodec.codec.bitstream import (
     index_bits_for,
     level_extension,
     pack,
-    unpack,
 )
 from vatcodec.codec.decoding import (
     MAX_RESOLUTION,
@@ -32,6 +31,7 @@ from vatcodec.codec.decoding import (
     QUALITY_RESOLUTION,
     _check_file_matches,
     _fscore,
+    unpack_for,
 )
 from vatcodec.codec.level import choose_level, refinement_deadline
 from vatcodec.codec.models import (
@@ -400,7 +400,7 @@ def recode(data: bytes, *, model=None, coder: str = "auto", scales: int | None =
     net = model_for_file(info, model)
     _check_file_matches(info, net)
     _check_options(net, scales, None, coder)
-    vat = unpack(data, tables=tables_of(net), prior=prior_of(net) if info["coder"] == "context" else None)
+    vat = unpack_for(data, net)
     keep = min(scales or vat.num_scales, vat.num_scales)
     extensions = dict(vat.extensions)
     if keep < vat.num_scales:  # the surface level was chosen for the full stream, not for a prefix
