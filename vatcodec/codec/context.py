@@ -11,8 +11,8 @@ table of 2^(-j/16) (`freq_rows`). Two machines disagree only where a logit lies 
 rounding boundary (about 1e-13 of a step per logit). Any prefix of the scales decodes, as with coder 2: scale s
 needs only scales 1..s-1.
 
-Not yet a coder of the .vat format: this module is the payload coder and its tests; what it measured and what the
-format still needs: docs/benchmarks.md, "Context coding".
+This is coder 3 of the .vat format (format/SPEC.md section 5.2, `bitstream.pack(prior=...)`); what it measured:
+docs/benchmarks.md, "Context coding".
 """
 
 from __future__ import annotations
