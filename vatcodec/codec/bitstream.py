@@ -25,15 +25,9 @@ FORMAT_MINOR = 3  # what this reader implements; a writer declares the lowest mi
 MAGIC = b"VAT"
 CODERS = {"raw": 0, "zstd": 1, "range": 2, "context": 3}
 CODER_NAMES = {v: k for k, v in CODERS.items()}
-CODER_MINOR = {
-    "raw": 0,
-    "zstd": 0,
-    "range": 1,
-    "context": 3,
-}  # the format minor version that registered each coder
-CHECK_BYTES = (
-    2  # coder 3: low 16 bits of the CRC-32 of the indices, so that a prior computed otherwise is caught
-)
+# the format minor version that registered each coder
+CODER_MINOR = {"raw": 0, "zstd": 0, "range": 1, "context": 3}
+CHECK_BYTES = 2  # coder 3: low 16 bits of the CRC-32 of the indices, so a prior computed otherwise is caught
 EXT_FSCORE = 1  # extension tag: measured F-score, float32 little-endian
 EXT_LEVEL = 2  # extension tag: surface-level offset for the file's full stream, int8 in 1/16 logit (minor 2)
 EXT_MINOR = {EXT_FSCORE: 0, EXT_LEVEL: 2}  # the format minor version that registered each known tag
@@ -410,8 +404,10 @@ def _decode_indices(fields: dict, present: int, payload: bytes, tables, prior=No
             raise BitstreamError(
                 f"this file is context-coded: decoding it needs the prior of model {bytes(fields['model_id']).hex()}"
             )
+        if list(schedule[:present]) != list(prior.counts[:present]):
+            raise BitstreamError(f"the file's schedule {list(schedule)} is not the prior's {prior.counts}")
         arrays = prior.decode(segments)
-        if _index_check(arrays) != payload[:CHECK_BYTES]:
+        if max(int(a.max()) for a in arrays) >= codebook or _index_check(arrays) != payload[:CHECK_BYTES]:
             raise BitstreamError(
                 "context-coded indices fail their check: the file is corrupt, or this machine computed the"
                 " model's prior differently from the one that wrote it"
@@ -444,8 +440,9 @@ def unpack(data: bytes, tables=None, prior=None) -> VatFile:
         prior: the model's `ContextPrior`; needed only to decode a context-coded file (coder 3).
 
     Raises:
-        BitstreamError: the bytes are not a valid .vat file this reader supports, or a range-coded file
-            comes without tables (or with tables of the wrong shape).
+        BitstreamError: the bytes are not a valid .vat file this reader supports, a range-coded file
+            comes without tables (or with tables of the wrong shape), or a context-coded file without its
+            prior (or its indices fail their check).
     """
     fields, present, payload = _parse_header(data)
     return VatFile(indices=_decode_indices(fields, present, payload, tables, prior), **fields)
