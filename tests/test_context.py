@@ -147,6 +147,10 @@ def test_a_context_file_needs_its_prior_and_fails_the_check_under_another(coded,
         unpack(files["context"])
     with pytest.raises(BitstreamError, match="fail their check"):
         unpack(files["context"], prior=ContextPrior(tiny_generator(tok, seed=1)))
+    from tests.test_triplane_latent import tiny_tp
+
+    with pytest.raises(BitstreamError, match="is not the prior's"):  # a prior of another schedule
+        unpack(files["context"], prior=ContextPrior(tiny_generator(tiny_tp().eval())))
     with pytest.raises(VatError, match="has no context prior"):
         codec.decode(files["context"], model=tiny_model(), resolution=32)  # the same decoder, no prior
     with pytest.raises(VatError, match="needs a prior"):
