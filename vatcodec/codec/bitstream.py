@@ -390,16 +390,21 @@ def _index_check(arrays: list[np.ndarray]) -> bytes:
     return struct.pack("<H", crc & 0xFFFF)
 
 
+def _segments(coder: str, payload: bytes, present: int) -> list[bytes]:
+    """The coded bytes of each present scale of a range- or context-coded payload (SPEC 5.1, 5.2)."""
+    from vatcodec.codec import entropy
+
+    if coder == "range":
+        return entropy.split_payload(payload, present)
+    if len(payload) < CHECK_BYTES:
+        raise BitstreamError(f"context-coded payload is {len(payload)} bytes, shorter than its index check")
+    return entropy.split_payload(payload[CHECK_BYTES:], present, "context-coded")
+
+
 def _decode_indices(fields: dict, present: int, payload: bytes, tables, prior=None) -> list[np.ndarray]:
     schedule, codebook = fields["schedule"], fields["codebook_size"]
     if fields["coder"] == "context":
-        from vatcodec.codec import entropy
-
-        if len(payload) < CHECK_BYTES:
-            raise BitstreamError(
-                f"context-coded payload is {len(payload)} bytes, shorter than its index check"
-            )
-        segments = entropy.split_payload(payload[CHECK_BYTES:], present, "context-coded")
+        segments = _segments("context", payload, present)
         if prior is None:
             raise BitstreamError(
                 f"this file is context-coded: decoding it needs the prior of model {bytes(fields['model_id']).hex()}"
@@ -416,7 +421,7 @@ def _decode_indices(fields: dict, present: int, payload: bytes, tables, prior=No
     if fields["coder"] == "range":
         from vatcodec.codec import entropy
 
-        segments = entropy.split_payload(payload, present)  # framing first: a bad file fails without tables
+        segments = _segments("range", payload, present)  # framing first: a bad file fails without tables
         if tables is None:
             raise BitstreamError(
                 f"this file is range-coded: decoding it needs the entropy tables of model"
@@ -457,14 +462,7 @@ def header_info(data: bytes) -> dict:
     fields, present, payload = _parse_header(data)
     vat = VatFile(indices=[], **fields)
     if vat.coder in ("range", "context"):
-        from vatcodec.codec import entropy
-
-        framed = payload if vat.coder == "range" else payload[CHECK_BYTES:]
-        if vat.coder == "context" and len(payload) < CHECK_BYTES:
-            raise BitstreamError(
-                f"context-coded payload is {len(payload)} bytes, shorter than its index check"
-            )
-        scale_bytes = [len(seg) for seg in entropy.split_payload(framed, present, f"{vat.coder}-coded")]
+        scale_bytes = [len(seg) for seg in _segments(vat.coder, payload, present)]
     else:
         _decode_indices(fields, present, payload, None)
     tokens = sum(vat.schedule[:present])
