@@ -84,8 +84,10 @@ def measure(
                     row["time_limit_cut"], cut = str(w.message), True
                 else:  # the others, as they would have been shown
                     print(f"{path.name}: warning: {w.message}", file=sys.stderr)
-            indices = codec.unpack_for(data, net).indices
-            row.update(scales=len(indices), bytes=len(data), loss=effort.indices_loss(net, indices, samples))
+            vat = codec.unpack_for(data, net)
+            # A cut, completed file (coder 4) decodes soft tokens: the loss of its indices alone means nothing.
+            loss = float("nan") if vat.completed else effort.indices_loss(net, vat.indices, samples)
+            row.update(scales=len(vat.indices), tokens=sum(map(len, vat.indices)), bytes=len(data), loss=loss)
             row["level"] = header_info(data).get("level_offset", 0.0)
             t = time.perf_counter()
             try:

@@ -42,7 +42,7 @@ def _one_error_line(stderr: str) -> str:
 
 def test_version_and_help():
     result = runner.invoke(app, ["--version"])
-    assert result.exit_code == 0 and __version__ in result.stdout and "format 1.3" in result.stdout
+    assert result.exit_code == 0 and __version__ in result.stdout and "format 1.4" in result.stdout
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "info" in result.stdout
 

@@ -26,7 +26,8 @@ def _info_rows(info: dict) -> list[tuple[str, str]]:
         (
             "scales",
             f"{info['scales_present']} of {info['scales_total']} present,"
-            f" {info['tokens_present']} of {info['tokens_total']} tokens",
+            f" {info['tokens_present']} of {info['tokens_total']} tokens"
+            + (", the rest completed by the prior" if info.get("completed") else ""),
         ),
         ("schedule", " ".join(map(str, info["schedule"]))),
         ("center", ", ".join(f"{c:.7g}" for c in info["center"])),
@@ -94,8 +95,9 @@ def _encode_one_file(mesh: str, output: str, options: dict) -> None:
         fscore = "" if info.get("fscore") is None else f", F-score {info['fscore']:.4f}"
         console.print(
             Text(
-                f"{output}: {len(data)} bytes, {info['scales_present']} of {info['scales_total']} scales,"
-                f" {info['coder']}{fscore}"
+                f"{output}: {len(data)} bytes, {info['tokens_present']} of {info['tokens_total']} tokens"
+                f" ({info['scales_present']} of {info['scales_total']} scales"
+                f"{', the rest completed' if info.get('completed') else ''}), {info['coder']}{fscore}"
             ),
             soft_wrap=True,
         )

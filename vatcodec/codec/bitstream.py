@@ -21,12 +21,14 @@ from vatcodec.codec.byteio import MAX_VARINT_BYTES, MODEL_ID_BYTES, Reader, enco
 from vatcodec.errors import BitstreamError
 
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 3  # what this reader implements; a writer declares the lowest minor its file needs
+FORMAT_MINOR = 4  # what this reader implements; a writer declares the lowest minor its file needs
 MAGIC = b"VAT"
 CODERS = {"raw": 0, "zstd": 1, "range": 2, "context": 3}
 CODER_NAMES = {v: k for k, v in CODERS.items()}
 # the format minor version that registered each coder
 CODER_MINOR = {"raw": 0, "zstd": 0, "range": 1, "context": 3}
+CUT_CODER = 4  # coder 3 with a cut last scale and completion (VatFile.completed; SPEC 5.3)
+CUT_MINOR = 4  # the format minor version that registered it
 CHECK_BYTES = 2  # coder 3: low 16 bits of the CRC-32 of the indices, so a prior computed otherwise is caught
 EXT_FSCORE = 1  # extension tag: measured F-score, float32 little-endian
 EXT_LEVEL = 2  # extension tag: surface-level offset for the file's full stream, int8 in 1/16 logit (minor 2)
@@ -61,6 +63,9 @@ class VatFile:
     flags: int = 0
     extensions: dict[int, bytes] = field(default_factory=dict)
     version: tuple[int, int] = (FORMAT_MAJOR, 0)
+    # Context coder only (written as coder 4): the last scale may hold only its first tokens in the prior's coding
+    # order, and a decoder completes every token the file lacks with the prior's expected code.
+    completed: bool = False
 
     @property
     def num_scales(self) -> int:
@@ -84,6 +89,7 @@ class VatFile:
             and {k: bytes(v) for k, v in self.extensions.items()}
             == {k: bytes(v) for k, v in other.extensions.items()}
             and tuple(self.version) == tuple(other.version)
+            and self.completed == other.completed
         )
 
     __hash__ = None  # mutable container
@@ -158,7 +164,8 @@ def _check_indices(vat: VatFile, schedule: tuple[int, ...]) -> list[np.ndarray]:
         arr = np.asarray(raw)
         if arr.ndim != 1 or arr.dtype.kind not in "iu":
             raise BitstreamError(f"scale {i}: indices must be a 1-D integer array")
-        if arr.shape[0] != schedule[i]:
+        cut = vat.completed and i + 1 == len(vat.indices)  # a completed file's last scale may be cut
+        if not (1 <= arr.shape[0] <= schedule[i] if cut else arr.shape[0] == schedule[i]):
             raise BitstreamError(f"scale {i}: {arr.shape[0]} indices, schedule says {schedule[i]}")
         if arr.min() < 0 or arr.max() >= vat.codebook_size:
             bad = int(arr.min()) if arr.min() < 0 else int(arr.max())
@@ -231,6 +238,8 @@ def pack(vat: VatFile, tables=None, prior=None) -> bytes:
         raise BitstreamError(f"flags {flags} out of range 0..255")
     if vat.coder not in CODERS:
         raise BitstreamError(f"unknown coder {vat.coder!r} (known: {', '.join(CODERS)})")
+    if vat.completed and vat.coder != "context":
+        raise BitstreamError(f"only the context coder completes a stream, not {vat.coder!r}")
     bits = _as_int(vat.index_bits, "index bits")
     if not 1 <= bits <= MAX_INDEX_BITS:
         raise BitstreamError(f"index bits {bits} out of range 1..{MAX_INDEX_BITS}")
@@ -251,9 +260,9 @@ def pack(vat: VatFile, tables=None, prior=None) -> bytes:
         raise BitstreamError(f"scale must be > 0, got {scale}")
     extensions = _check_extensions(vat.extensions)
 
+    coder_id = CUT_CODER if vat.completed else CODERS[vat.coder]
     out = bytearray(
-        _FIXED.pack(MAGIC, major, minor, flags, bytes(model_id), CODERS[vat.coder], bits,
-                    *center, scale)
+        _FIXED.pack(MAGIC, major, minor, flags, bytes(model_id), coder_id, bits, *center, scale)
     )  # fmt: skip
     out += encode_varint(0 if codebook == 1 << bits else codebook)
     out += encode_varint(len(schedule))
@@ -274,7 +283,8 @@ def pack(vat: VatFile, tables=None, prior=None) -> bytes:
 
         if prior is None:
             raise BitstreamError("the context coder needs the model's prior")
-        payload = _index_check(arrays) + entropy.frame_segments(prior.encode(arrays))
+        cut = encode_varint(len(arrays[-1])) if vat.completed else b""
+        payload = _index_check(arrays) + cut + entropy.frame_segments(prior.encode(arrays, cut=vat.completed))
     else:
         payload = _pack_bits(np.concatenate(arrays), bits)
     if vat.coder == "zstd":
@@ -343,8 +353,11 @@ def _parse_header(data: bytes) -> tuple[dict, int, bytes]:
     _, major, minor, flags, model_id, coder, bits, cx, cy, cz, scale = _FIXED.unpack(
         r.take(_FIXED.size, "fixed header")
     )
+    completed = coder == CUT_CODER
+    if completed:
+        coder = CODERS["context"]
     if coder not in CODER_NAMES:
-        known = ", ".join(f"{v}={k}" for k, v in CODERS.items())
+        known = ", ".join(f"{v}={k}" for k, v in CODERS.items()) + f", {CUT_CODER}=context (cut)"
         raise BitstreamError(f"unknown coder id {coder} (this reader supports {known})")
     if not 1 <= bits <= MAX_INDEX_BITS:
         raise BitstreamError(f"index bits {bits} out of range 1..{MAX_INDEX_BITS}")
@@ -378,6 +391,7 @@ def _parse_header(data: bytes) -> tuple[dict, int, bytes]:
         scale=scale,
         coder=CODER_NAMES[coder],
         flags=flags,
+        completed=completed,
         extensions=extensions,
         version=(major, minor),
     )
@@ -390,28 +404,34 @@ def _index_check(arrays: list[np.ndarray]) -> bytes:
     return struct.pack("<H", crc & 0xFFFF)
 
 
-def _segments(coder: str, payload: bytes, present: int) -> list[bytes]:
-    """The coded bytes of each present scale of a range- or context-coded payload (SPEC 5.1, 5.2)."""
+def _segments(fields: dict, payload: bytes, present: int) -> tuple[int | None, list[bytes]]:
+    """A range- or context-coded payload's cut (coder 4's token count of its last scale, else None) and the coded
+    bytes of each present scale (SPEC 5.1-5.3)."""
     from vatcodec.codec import entropy
 
-    if coder == "range":
-        return entropy.split_payload(payload, present)
+    if fields["coder"] == "range":
+        return None, entropy.split_payload(payload, present)
     if len(payload) < CHECK_BYTES:
         raise BitstreamError(f"context-coded payload is {len(payload)} bytes, shorter than its index check")
-    return entropy.split_payload(payload[CHECK_BYTES:], present, "context-coded")
+    r, cut = Reader(payload, len(payload)), None
+    r.take(CHECK_BYTES, "index check")
+    if fields["completed"]:
+        full = fields["schedule"][present - 1]
+        cut = r.varint(f"token count of cut scale {present - 1}", 1, full)
+    return cut, entropy.split_payload(payload[r.pos :], present, "context-coded")
 
 
 def _decode_indices(fields: dict, present: int, payload: bytes, tables, prior=None) -> list[np.ndarray]:
     schedule, codebook = fields["schedule"], fields["codebook_size"]
     if fields["coder"] == "context":
-        segments = _segments("context", payload, present)
+        cut, segments = _segments(fields, payload, present)
         if prior is None:
             raise BitstreamError(
                 f"this file is context-coded: decoding it needs the prior of model {bytes(fields['model_id']).hex()}"
             )
         if list(schedule[:present]) != list(prior.counts[:present]):
             raise BitstreamError(f"the file's schedule {list(schedule)} is not the prior's {prior.counts}")
-        arrays = prior.decode(segments)
+        arrays = prior.decode(segments, cut)
         if max(int(a.max()) for a in arrays) >= codebook or _index_check(arrays) != payload[:CHECK_BYTES]:
             raise BitstreamError(
                 "context-coded indices fail their check: the file is corrupt, or this machine computed the"
@@ -421,7 +441,7 @@ def _decode_indices(fields: dict, present: int, payload: bytes, tables, prior=No
     if fields["coder"] == "range":
         from vatcodec.codec import entropy
 
-        segments = _segments("range", payload, present)  # framing first: a bad file fails without tables
+        _, segments = _segments(fields, payload, present)  # framing first: a bad file fails without tables
         if tables is None:
             raise BitstreamError(
                 f"this file is range-coded: decoding it needs the entropy tables of model"
@@ -461,11 +481,13 @@ def header_info(data: bytes) -> dict:
     """
     fields, present, payload = _parse_header(data)
     vat = VatFile(indices=[], **fields)
+    cut = None
     if vat.coder in ("range", "context"):
-        scale_bytes = [len(seg) for seg in _segments(vat.coder, payload, present)]
+        cut, segments = _segments(fields, payload, present)
+        scale_bytes = [len(seg) for seg in segments]
     else:
         _decode_indices(fields, present, payload, None)
-    tokens = sum(vat.schedule[:present])
+    tokens = sum(vat.schedule[: present - 1]) + (vat.schedule[present - 1] if cut is None else cut)
     info = {
         "format": f"vat {vat.version[0]}.{vat.version[1]}",
         "file_bytes": len(data),
@@ -488,6 +510,10 @@ def header_info(data: bytes) -> dict:
     }
     if vat.coder in ("range", "context"):
         info["scale_bytes"] = scale_bytes
+    if vat.completed:
+        info["completed"] = (
+            True  # the decoder fills the tokens the file lacks with the prior's expected codes
+        )
     if EXT_FSCORE in vat.extensions:
         fscore = struct.unpack("<f", vat.extensions[EXT_FSCORE])[0]
         info["fscore"] = fscore if math.isfinite(fscore) else None  # keep the JSON strict

@@ -11,12 +11,18 @@ table of 2^(-j/16) (`freq_rows`). Two machines disagree only where a logit lies 
 rounding boundary (about 1e-13 of a step per logit). Any prefix of the scales decodes, as with coder 2: scale s
 needs only scales 1..s-1.
 
+The same prior completes a stream cut short (coder 4, SPEC section 5.3): a file may stop inside a scale, carrying
+only the tokens the prior was least sure of (`coding_order`), and a decoder fills every token the file lacks with
+the prior's expected code vector, scale after scale (`ContextPrior.complete`). On 33 validation meshes a stream of 6
+of vat-tp2's 7 scales decoded at F 0.522 alone and 0.571 completed (docs/benchmarks.md, "Completion").
+
 This is coder 3 of the .vat format (format/SPEC.md section 5.2, `bitstream.pack(prior=...)`); what it measured:
 docs/benchmarks.md, "Context coding".
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import constriction
@@ -60,6 +66,19 @@ def freq_rows(logits_LK: np.ndarray) -> np.ndarray:
     f_LK = (w_LK * total) // w_LK.sum(axis=1, keepdims=True)
     f_LK[np.arange(L), d_LK.argmin(axis=1)] += total - f_LK.sum(axis=1)
     return f_LK + 1
+
+
+def coding_order(freq_LK: np.ndarray) -> np.ndarray:
+    """The order in which a cut scale's tokens are coded: least confident row (smallest largest frequency) first.
+
+    Integer keys only (ties by position), so that a decoder with the same rows finds the same order.
+    """
+    return np.lexsort((np.arange(len(freq_LK)), freq_LK.max(axis=1)))
+
+
+def expected_codes(freq_LK: np.ndarray, book_VC: np.ndarray) -> np.ndarray:
+    """The code vector each row expects (L, C): the codebook averaged under the row's probabilities."""
+    return (freq_LK.astype(np.float64) / TOTAL) @ book_VC
 
 
 def _probs(freq_LK: np.ndarray) -> np.ndarray:
@@ -111,13 +130,30 @@ class ContextPrior:
         )
         self.gen = generator.double().eval()
         self.counts = list(generator.counts)
+        self._memo: dict[bytes, list[np.ndarray]] | None = None  # rows kept inside `reusing_rows`
+
+    @contextlib.contextmanager
+    def reusing_rows(self):
+        """Within this block, `rows` of a prefix already asked for are not computed again (an encoder that packs
+        one stream cut several ways)."""
+        self._memo = {}
+        try:
+            yield self
+        finally:
+            self._memo = None
 
     def _run(self, num_scales: int, pick) -> None:
+        """Runs the prior over `num_scales` scales; `pick(si, rows)` returns what scale si holds.
+
+        That is its indices (L,), or code vectors (L, C) where the stream has no indices (completion).
+        """
+
         def step(si: int, logits_1nV: torch.Tensor) -> torch.Tensor:
-            idx = pick(si, freq_rows(logits_1nV[0].numpy()))
+            held = np.asarray(pick(si, freq_rows(logits_1nV[0].numpy())))
             if si + 1 == num_scales:
                 raise _Done
-            return torch.as_tensor(idx, dtype=torch.int64)[None]
+            dtype = torch.float64 if held.dtype.kind == "f" else torch.int64
+            return torch.as_tensor(held, dtype=dtype)[None]
 
         with torch.no_grad(), one_thread():  # one thread: the same float64 sums on every run
             try:
@@ -125,20 +161,37 @@ class ContextPrior:
             except _Done:
                 pass
 
-    def encode(self, idx_L: list[np.ndarray]) -> list[bytes]:
-        """One coded segment per scale of a prefix of the scales."""
-        self._check(len(idx_L), [len(a) for a in idx_L])
-        segments: list[bytes] = []
+    def rows(self, idx_L: list[np.ndarray]) -> list[np.ndarray]:
+        """The frequency rows of every scale of a prefix, given all but its last scale (one run of the prior)."""
+        self._check(len(idx_L), [len(a) for a in idx_L[:-1]])
+        key = b"".join(np.asarray(a, dtype="<i4").tobytes() + b"|" for a in idx_L[:-1]) + bytes([len(idx_L)])
+        if self._memo is not None and key in self._memo:
+            return self._memo[key]
+        rows: list[np.ndarray] = []
 
         def pick(si: int, freq_LK: np.ndarray) -> np.ndarray:
-            segments.append(encode_rows(idx_L[si], freq_LK))
-            return np.asarray(idx_L[si], dtype=np.int64)
+            rows.append(freq_LK)
+            return np.asarray(idx_L[si], dtype=np.int64) if si + 1 < len(idx_L) else np.zeros(0, np.int64)
 
         self._run(len(idx_L), pick)
-        return segments
+        if self._memo is not None:
+            self._memo[key] = rows
+        return rows
 
-    def decode(self, segments: list[bytes]) -> list[np.ndarray]:
-        """The indices of the first len(segments) scales.
+    def encode(self, idx_L: list[np.ndarray], cut: bool = False) -> list[bytes]:
+        """One coded segment per scale of a prefix of the scales.
+
+        With `cut`, the last array holds the first tokens of its scale in `coding_order` (coder 4), else every
+        token of it in position order.
+        """
+        self._check(len(idx_L), [len(a) for a in idx_L], cut=cut)
+        rows = self.rows(idx_L)
+        segments = [encode_rows(a, f) for a, f in zip(idx_L[:-1], rows[:-1], strict=True)]
+        last_LK = rows[-1][coding_order(rows[-1])[: len(idx_L[-1])]] if cut else rows[-1]
+        return segments + [encode_rows(idx_L[-1], last_LK)]
+
+    def decode(self, segments: list[bytes], cut: int | None = None) -> list[np.ndarray]:
+        """The indices of the first len(segments) scales; with `cut`, the last holds that many, in coding order.
 
         Raises:
             BitstreamError: a segment is corrupt, or there are more segments than scales.
@@ -147,14 +200,47 @@ class ContextPrior:
         out: list[np.ndarray] = []
 
         def pick(si: int, freq_LK: np.ndarray) -> np.ndarray:
+            if cut is not None and si + 1 == len(segments):
+                freq_LK = freq_LK[coding_order(freq_LK)[:cut]]
             out.append(decode_rows(segments[si], freq_LK))
             return out[-1]
 
         self._run(len(segments), pick)
         return out
 
-    def _check(self, n: int, counts: list[int]) -> None:
-        if not 1 <= n <= len(self.counts) or counts != self.counts[:n]:
+    def complete(self, idx_L: list[np.ndarray], cut: bool = False) -> list[np.ndarray]:
+        """Code vectors (L_s, C) of every scale: the stream's tokens, and the prior's expected code where it has none.
+
+        Each missing scale is predicted from the completed scales before it, as the prior would sample it.
+
+        Args:
+            idx_L: indices of a prefix of the scales; with `cut`, the last array holds the first tokens of its
+                scale in `coding_order` (a coder-4 file's).
+        """
+        self._check(len(idx_L), [len(a) for a in idx_L], cut=cut)
+        book_VC = self.gen.vq.codebook.weight.detach().numpy()
+        codes: list[np.ndarray] = []
+
+        def pick(si: int, freq_LK: np.ndarray) -> np.ndarray:
+            if si < len(idx_L) and not (cut and si + 1 == len(idx_L)):
+                codes.append(book_VC[np.asarray(idx_L[si], dtype=np.int64)])
+            else:
+                codes.append(expected_codes(freq_LK, book_VC))
+                if si < len(idx_L):  # the cut scale: the tokens it holds, where the order puts them
+                    codes[-1][coding_order(freq_LK)[: len(idx_L[si])]] = book_VC[idx_L[si]]
+            return codes[-1]
+
+        self._run(len(self.counts), pick)
+        return codes
+
+    def _check(self, n: int, counts: list[int], cut: bool = False) -> None:
+        """n scales whose leading arrays have these token counts; with `cut` the n-th may hold 1..its scale's."""
+        head, want = list(counts), list(self.counts[:n])
+        bad = not 1 <= n <= len(self.counts)
+        if not bad and cut and len(head) == n:
+            bad = not 1 <= head[-1] <= want[-1]
+            head, want = head[:-1], want[:-1]
+        if bad or head != want[: len(head)]:
             raise BitstreamError(
-                f"token counts {counts} are not a prefix of the prior's scales {self.counts}"
+                f"token counts {list(counts)} are not a prefix of the prior's scales {self.counts}"
             )

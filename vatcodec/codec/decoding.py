@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from vatcodec.codec.bitstream import (
     VatFile,
@@ -15,7 +14,6 @@ from vatcodec.codec.bitstream import (
 )
 from vatcodec.codec.models import (
     as_mesh,
-    device_of,
     file_model_id,
     model_for_file,
     model_id_of,
@@ -162,18 +160,13 @@ def decode_arrays(
     _check_file_matches(info, net)
     vat = unpack_for(data, net)
     n = min(scales or vat.num_scales, vat.num_scales)
-    dev = device_of(net)
-    indices = [
-        torch.from_numpy(np.asarray(a, dtype=np.int64))[None].to(dev) for a in vat.indices[:n]
-    ]  # (1, L_s)
     t1 = time.perf_counter()
-    from vatcodec.threads import one_thread
+    from vatcodec.codec.completion import stream_field
 
     # The plane transformer's products sum in a thread-count-dependent order (2e-7 apart at 1 vs 2 threads,
-    # enough to move marching-cubes vertices); one thread for this small part makes the mesh the same for
-    # any thread count. The per-query MLP that follows splits by rows and is thread-invariant (tested).
-    with torch.inference_mode(), one_thread():
-        field = net.decode(indices)
+    # enough to move marching-cubes vertices); `stream_field` runs this small part on one thread, so the mesh is
+    # the same for any thread count. The per-query MLP that follows splits by rows and is thread-invariant (tested).
+    field = stream_field(net, vat.indices[:n], vat.completed, cut=n == vat.num_scales)
     offset = level_offset(vat) if n == vat.num_scales else 0.0  # the file's level belongs to its full stream
     if offset:
         field.iso_logit += offset

@@ -15,6 +15,7 @@ import torch
 from vatcodec.codec.bitstream import (
     CODER_MINOR,
     CODERS,
+    CUT_MINOR,
     EXT_FSCORE,
     EXT_LEVEL,
     EXT_MINOR,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 CODER_CHOICES = ("auto", *CODERS)
 EFFORT_LEVELS = (0, 1, 2, 3)  # the same as vatcodec.codec.effort's, kept here so option checks import no more
+LEVEL_BYTES = 3  # what a surface-level extension adds to a file (tag, length, value)
 TIGHT_BUDGET = 0.9  # effort > 0 also refines one scale fewer when the effort-0 file fills 90% of max_bytes
 
 
@@ -80,7 +82,9 @@ def effective_time_limit(effort: int, time_limit: float | None) -> float | None:
 
 
 def pack_smallest(vat: VatFile, coder: str, net: VAT) -> bytes:
-    if coder == "auto":  # every coder the model can use; ties go to the first (raw needs no decompressor)
+    if vat.completed:  # a cut, completed stream is the context coder's alone
+        coders = ["context"]
+    elif coder == "auto":  # every coder the model can use; ties go to the first (raw needs no decompressor)
         coders = ["raw", "zstd"] + (["range"] if tables_of(net) is not None else [])
         coders += ["context"] if prior_of(net) is not None else []
     else:
@@ -88,7 +92,8 @@ def pack_smallest(vat: VatFile, coder: str, net: VAT) -> bytes:
     files = []
     ext_minor = max((EXT_MINOR.get(tag, 0) for tag in vat.extensions), default=0)
     for c in coders:  # the id of what decoding needs, and the lowest format version that defines what it uses
-        version = (FORMAT_MAJOR, max(vat.version[1], CODER_MINOR[c], ext_minor))
+        cut_minor = CUT_MINOR if vat.completed else 0
+        version = (FORMAT_MAJOR, max(vat.version[1], CODER_MINOR[c], ext_minor, cut_minor))
         fields = dataclasses.replace(vat, coder=c, model_id=file_model_id(net, c), version=version)
         files.append(pack(fields, tables=tables_of(net), prior=prior_of(net) if c == "context" else None))
     return min(files, key=len)
@@ -225,7 +230,9 @@ def encode(
         scale=norm.scale,
     )
 
-    def packed(idx_L: list[np.ndarray], fscore: float | None = None, level: int = 0) -> bytes:
+    def packed(
+        idx_L: list[np.ndarray], fscore: float | None = None, level: int = 0, completed: bool = False
+    ) -> bytes:
         # With `quality` the F-score extension is always there, so budgets count its 6 bytes.
         if fscore is None and quality is not None:
             fscore = 0.0
@@ -233,7 +240,9 @@ def encode(
             level
         )
         return pack_smallest(
-            dataclasses.replace(base, indices=list(idx_L), extensions=extensions), coder, net
+            dataclasses.replace(base, indices=list(idx_L), extensions=extensions, completed=completed),
+            coder,
+            net,
         )
 
     def fits(idx_L: list[np.ndarray]) -> bool:
@@ -250,7 +259,7 @@ def encode(
         )
     search = (effort > 0 if level_search is None else level_search) and quality is None
 
-    def leveled(idx_L: list[np.ndarray], plain: bytes) -> bytes:
+    def leveled(idx_L: list[np.ndarray], plain: bytes, completed: bool = False) -> bytes:
         """`plain` (the file of these indices), with the surface level that scores best when it beats the model's."""
         if not search:
             return plain
@@ -259,14 +268,25 @@ def encode(
             return plain
         if progress is not None:
             progress(1.0, "choosing the surface level")
-        level = choose_level(net, idx_L, unit, deadline=deadline)
+        level = choose_level(net, idx_L, unit, deadline=deadline, completed=completed)
         if deadline is not None and time.monotonic() >= deadline:
             cut.append("surface level: searched until the limit")
-        out = packed(idx_L, level=level)
+        out = packed(idx_L, level=level, completed=completed)
         return out if max_bytes is None or len(out) <= max_bytes else plain
 
     cut: list[str] = []  # what the time limit cut short, for the warning
     if effort == 0 and quality is None:
+        # Under a budget the context coder fills it to the token, and the decoder completes the rest (coder 4).
+        if max_bytes is not None and top < keep == len(cfg.schedule) and coder in ("auto", "context"):
+            if prior_of(net) is not None:
+                from vatcodec.codec.completion import cut_to_fit
+
+                room = max_bytes - (LEVEL_BYTES if search else 0)  # a searched level must fit too
+                idx_cut = cut_to_fit(
+                    net, indices, top, lambda idx_L: len(packed(idx_L, completed=True)) <= room
+                )
+                if idx_cut is not None:
+                    return leveled(idx_cut, packed(idx_cut, completed=True), completed=True)
         return leveled(indices[:top], data)
 
     samples = None
@@ -390,7 +410,8 @@ def recode(data: bytes, *, model=None, coder: str = "auto", scales: int | None =
 
     The mesh is not encoded again: the indices stay identical, only the payload coding (and, for the range coder,
     the model id) change. Extensions are kept, but for the surface level when scales are cut (it was chosen for
-    the full stream).
+    the full stream). A completed file (coder 4) stays completed under the context coder; another coder takes
+    only its whole scales, and then the decoder no longer completes them.
 
     Raises:
         BitstreamError: the bytes are not a valid .vat file.
@@ -405,6 +426,18 @@ def recode(data: bytes, *, model=None, coder: str = "auto", scales: int | None =
     extensions = dict(vat.extensions)
     if keep < vat.num_scales:  # the surface level was chosen for the full stream, not for a prefix
         extensions.pop(EXT_LEVEL, None)
+    indices, completed = list(vat.indices[:keep]), vat.completed
+    if completed and coder not in ("auto", "context"):
+        if keep == vat.num_scales:
+            raise VatError(
+                f"this file's last scale is cut, which only the context coder holds: use --coder context,"
+                f" or keep {keep - 1} scales"
+            )
+        completed = False  # whole scales: any coder holds them, and the decoder no longer completes them
+    elif completed and keep < vat.num_scales:  # the last kept scale is whole: it goes into coding order
+        from vatcodec.codec.context import coding_order
+
+        indices[-1] = np.asarray(indices[-1])[coding_order(prior_of(net).rows(indices)[-1])]
     return pack_smallest(
-        dataclasses.replace(vat, indices=vat.indices[:keep], extensions=extensions), coder, net
+        dataclasses.replace(vat, indices=indices, extensions=extensions, completed=completed), coder, net
     )

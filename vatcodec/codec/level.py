@@ -30,7 +30,12 @@ def refinement_deadline(start: float, limit: float | None) -> float | None:
 
 
 def choose_level(
-    net: VAT, idx_L: list[np.ndarray], mesh_unit, resolution: int | None = None, deadline: float | None = None
+    net: VAT,
+    idx_L: list[np.ndarray],
+    mesh_unit,
+    resolution: int | None = None,
+    deadline: float | None = None,
+    completed: bool = False,
 ) -> int:
     """The surface-level offset (in LEVEL_UNIT steps) whose decode has the best quick F-score against the mesh.
 
@@ -38,11 +43,12 @@ def choose_level(
     level, a swollen shape at a higher one. Coarse candidates first (LEVEL_COARSE), then LEVEL_FINE around the
     best; ties go to the smaller offset, so 0 (no extension) wins unless another level scores higher. Past
     `deadline` (a `time.monotonic()` value) no further candidate starts: the best one scored so far wins. The
-    stream is decoded once and the candidates share its field values (`QuickScorer.at_levels`).
+    stream is decoded once and the candidates share its field values (`QuickScorer.at_levels`; `completed`: the
+    stream of a coder-4 file).
     """
     from vatcodec.codec.quick_score import QuickScorer
 
-    score_at = QuickScorer(mesh_unit, resolution or LEVEL_RESOLUTION).at_levels(net, idx_L)
+    score_at = QuickScorer(mesh_unit, resolution or LEVEL_RESOLUTION).at_levels(net, idx_L, completed)
     scores: dict[int, float] = {}
 
     def best_of(candidates: tuple[int, ...]) -> int:

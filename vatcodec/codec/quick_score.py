@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from vatcodec.codec.completion import stream_field
 from vatcodec.codec.extract import FieldCache, extract_mesh
 from vatcodec.geometry.metrics import SurfaceIndex, reference_index, surface_metrics
-from vatcodec.threads import one_thread
 
 if TYPE_CHECKING:
     import trimesh
@@ -46,11 +46,13 @@ class QuickScorer:
         """The quick F-score of one token stream, its surface `level` logits above the model's for the prefix."""
         return self.at_levels(net, idx_L)(level)
 
-    def at_levels(self, net: VAT, idx_L: list) -> Callable[[float], float]:
-        """A function of the surface level (logits above the model's) scoring this stream, decoded once."""
-        with torch.no_grad(), one_thread():
-            # The planes as decode computes them (one thread), so a choice never depends on the thread count.
-            field = net.decode([torch.as_tensor(np.asarray(a, dtype=np.int64))[None] for a in idx_L])
+    def at_levels(self, net: VAT, idx_L: list, completed: bool = False) -> Callable[[float], float]:
+        """A function of the surface level (logits above the model's) scoring this stream, decoded once.
+
+        With `completed`, the stream is a coder-4 file's (its last scale cut, the rest completed by the prior).
+        """
+        # The planes as decode computes them (one thread), so a choice never depends on the thread count.
+        field = stream_field(net, idx_L, completed, cut=completed)
         cache = FieldCache(field, self.resolution)
 
         def score(level: float) -> float:

@@ -114,11 +114,19 @@ class MultiScaleVQ(nn.Module):
 
     def decode(self, indices: list[torch.Tensor]) -> torch.Tensor:
         """Dequantized latent (B, K, C) from the indices of any prefix of the scales."""
-        if not 1 <= len(indices) <= len(self.scales):
-            raise ValueError(f"need 1..{len(self.scales)} scales, got {len(indices)}")
+        return self.decode_codes([self.codebook(idx_BL) for idx_BL in indices])
+
+    def decode_codes(self, codes: list[torch.Tensor]) -> torch.Tensor:
+        """Latent (B, K, C) from code vectors (B, L_s, C) per scale of a prefix: `decode` of soft tokens.
+
+        A code vector need not be a codebook row: the context coder's completion fills the tokens a file lacks
+        with the prior's expected code (`vatcodec.codec.context`).
+        """
+        if not 1 <= len(codes) <= len(self.scales):
+            raise ValueError(f"need 1..{len(self.scales)} scales, got {len(codes)}")
         zhat_BCHW = 0.0
-        for si, idx_BL in enumerate(indices):
-            zhat_BCHW = zhat_BCHW + self.up(si, self.embed(idx_BL, self.scales[si]))
+        for si, codes_BLC in enumerate(codes):
+            zhat_BCHW = zhat_BCHW + self.up(si, self.code_map(codes_BLC, self.scales[si]))
         return self._to_tokens(zhat_BCHW)
 
     # -- next-scale generation (VAR's teacher forcing and its inference chain) ---------------------------
@@ -128,9 +136,11 @@ class MultiScaleVQ(nn.Module):
         """Inference step: adds scale si's codes to the running sum; returns it and scale si+1's input.
 
         The input of scale si+1 is the running sum Zhat_{<=si} area-downsampled to that scale's side, as
-        (B, pn*pn, C); None after the last scale.
+        (B, pn*pn, C); None after the last scale. A float `idx_BL` (B, pn*pn, C) is taken as the code vectors
+        themselves (soft tokens: the context coder's completion).
         """
-        zhat_BCHW = zhat_BCHW + self.up(si, self.embed(idx_BL, self.scales[si]))
+        codes_BLC = idx_BL if idx_BL.is_floating_point() else self.codebook(idx_BL)
+        zhat_BCHW = zhat_BCHW + self.up(si, self.code_map(codes_BLC, self.scales[si]))
         if si + 1 == len(self.scales):
             return zhat_BCHW, None
         pn = self.scales[si + 1]

@@ -111,6 +111,16 @@ class VAT(nn.Module):
         zhat_BKC = self.vq.decode(indices)
         return OccupancyField(self.decoder, self.decoder.planes(zhat_BKC), self.cfg.iso_at(len(indices)))
 
+    @torch.no_grad()
+    def decode_codes(self, codes: list[torch.Tensor]) -> OccupancyField:
+        """Code vectors (B, L_s, C) of any prefix of the scales -> an occupancy field; `decode` of soft tokens.
+
+        The surface is the level of the full stream when every scale is there (a completed stream), else that
+        prefix's.
+        """
+        zhat_BKC = self.vq.decode_codes(codes)
+        return OccupancyField(self.decoder, self.decoder.planes(zhat_BKC), self.cfg.iso_at(len(codes)))
+
     def decode_latent(self, zhat_BKC: torch.Tensor) -> OccupancyField:
         """Occupancy field of a continuous latent (stage-1 models, and latent refinement)."""
         return OccupancyField(self.decoder, self.decoder.planes(zhat_BKC), self.cfg.iso_logit)
