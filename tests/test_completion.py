@@ -210,3 +210,27 @@ def test_recoding_a_cut_file(net, torus):
     c = codec.decode(plain, model=net, resolution=32)
     d = codec.decode(whole[0], model=net, resolution=32)
     assert np.array_equal(c.vertices, d.vertices)  # no completion: the plain two-scale decode
+
+
+def test_effort_1_under_a_budget_never_scores_below_effort_0s_cut_file(net, torus):
+    """Effort 1 compares its refined stream, the same completed, and effort 0's cut file by quick F-score."""
+    from vatcodec import codec
+    from vatcodec.codec.bitstream import level_offset
+    from vatcodec.codec.quick_score import QuickScorer
+    from vatcodec.geometry.mesh_io import normalize_mesh
+
+    whole = [codec.encode(torus, model=net, coder="context", scales=n) for n in (2, 3)]
+    budget = (len(whole[0]) + len(whole[1])) // 2
+    files = {
+        e: codec.encode(torus, model=net, max_bytes=budget, effort=e, time_limit=0, level_search=False)
+        for e in (0, 1)
+    }
+    unit, _ = normalize_mesh(torus)
+    score = QuickScorer(unit)
+
+    def quick(data):
+        vat = codec.unpack_for(data, net)
+        return score.at_levels(net, vat.indices, vat.completed)(level_offset(vat))
+
+    assert all(len(f) <= budget for f in files.values())
+    assert quick(files[1]) >= quick(files[0])

@@ -184,7 +184,12 @@ def encode_cmd(
     ] = None,
     max_bytes: Annotated[
         int | None,
-        typer.Option("--max-bytes", metavar="B", help="Keep the most scales whose file fits in B bytes."),
+        typer.Option(
+            "--max-bytes",
+            metavar="B",
+            help="Keep the most tokens whose file fits in B bytes: whole scales, or with the context coder (the"
+            " default when the model has a prior) to the token, the rest completed by the prior at decode.",
+        ),
     ] = None,
     coder: Annotated[
         str,

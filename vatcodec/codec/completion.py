@@ -68,3 +68,11 @@ def cut_to_fit(net: VAT, indices: list[np.ndarray], top: int, fits) -> list[np.n
             if lo:
                 return [*indices[: present - 1], last[:lo]]
     return None
+
+
+def in_coding_order(net: VAT, idx_L: list[np.ndarray]) -> list[np.ndarray]:
+    """A whole-scale stream as a completed file holds it: its last scale in the prior's coding order."""
+    from vatcodec.codec.context import coding_order
+
+    order = coding_order(prior_of(net).rows(idx_L)[-1])
+    return [*idx_L[:-1], np.asarray(idx_L[-1])[order]]

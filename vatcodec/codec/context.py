@@ -110,6 +110,10 @@ def decode_rows(segment: bytes, freq_LK: np.ndarray) -> np.ndarray:
     return out
 
 
+def _key(idx_L: list[np.ndarray]) -> bytes:
+    return b"".join(np.asarray(a, dtype="<i4").tobytes() + b"|" for a in idx_L)
+
+
 class _Done(Exception):
     """Raised from the prior's scale loop once the last scale to code is done."""
 
@@ -130,7 +134,7 @@ class ContextPrior:
         )
         self.gen = generator.double().eval()
         self.counts = list(generator.counts)
-        self._memo: dict[bytes, list[np.ndarray]] | None = None  # rows kept inside `reusing_rows`
+        self._memo: dict[tuple, list[np.ndarray] | bytes] | None = None  # kept inside `reusing_rows`
 
     @contextlib.contextmanager
     def reusing_rows(self):
@@ -164,7 +168,7 @@ class ContextPrior:
     def rows(self, idx_L: list[np.ndarray]) -> list[np.ndarray]:
         """The frequency rows of every scale of a prefix, given all but its last scale (one run of the prior)."""
         self._check(len(idx_L), [len(a) for a in idx_L[:-1]])
-        key = b"".join(np.asarray(a, dtype="<i4").tobytes() + b"|" for a in idx_L[:-1]) + bytes([len(idx_L)])
+        key = ("rows", _key(idx_L[:-1]), len(idx_L))
         if self._memo is not None and key in self._memo:
             return self._memo[key]
         rows: list[np.ndarray] = []
@@ -186,9 +190,18 @@ class ContextPrior:
         """
         self._check(len(idx_L), [len(a) for a in idx_L], cut=cut)
         rows = self.rows(idx_L)
-        segments = [encode_rows(a, f) for a, f in zip(idx_L[:-1], rows[:-1], strict=True)]
+        segments = [self._whole(idx_L[: si + 1], rows[si]) for si in range(len(idx_L) - 1)]
         last_LK = rows[-1][coding_order(rows[-1])[: len(idx_L[-1])]] if cut else rows[-1]
         return segments + [encode_rows(idx_L[-1], last_LK)]
+
+    def _whole(self, idx_L: list[np.ndarray], freq_LK: np.ndarray) -> bytes:
+        """The segment of the last scale of `idx_L`, whole, with its rows; kept within `reusing_rows`."""
+        if self._memo is None:
+            return encode_rows(idx_L[-1], freq_LK)
+        key = ("segment", _key(idx_L))
+        if key not in self._memo:
+            self._memo[key] = encode_rows(idx_L[-1], freq_LK)
+        return self._memo[key]
 
     def decode(self, segments: list[bytes], cut: int | None = None) -> list[np.ndarray]:
         """The indices of the first len(segments) scales; with `cut`, the last holds that many, in coding order.

@@ -155,9 +155,12 @@ def encode(
         mesh_or_path: a mesh file path or a `trimesh.Trimesh`.
         model: a VAT, a checkpoint path, or None for the shipped default model.
         scales: keep only this many leading scales (coarse to fine); None keeps all.
-        max_bytes: keep the largest prefix of scales whose whole file fits in this many bytes. With effort > 0
-            the refined file fits too; when the effort-0 file fills more than 90% of the budget, one scale
-            fewer is refined as well and competes with it.
+        max_bytes: keep the largest prefix of scales whose whole file fits in this many bytes. With the context
+            coder ("auto" or "context", a model with a prior) and no `scales`, a budget that cuts the stream is
+            filled to the token instead: the file stops inside a scale and the decoder completes the rest from
+            the prior (coder 4, `vatcodec.codec.completion`). With effort > 0 the refined file fits too; when the
+            effort-0 file fills more than 90% of the budget, one scale fewer is refined as well and competes with
+            it, and the refined stream, the same completed and effort 0's cut stream compete by quick F-score.
         coder: payload coder: "raw", "zstd", "range" (needs a model with entropy tables), "context" (needs a
             model with a prior, `prior_of`), or "auto" for the smallest of those the model can use.
         seed: seed of the surface sampling fed to the encoder and of the occupancy samples that effort 1-3
@@ -275,18 +278,24 @@ def encode(
         return out if max_bytes is None or len(out) <= max_bytes else plain
 
     cut: list[str] = []  # what the time limit cut short, for the warning
-    if effort == 0 and quality is None:
-        # Under a budget the context coder fills it to the token, and the decoder completes the rest (coder 4).
-        if max_bytes is not None and top < keep == len(cfg.schedule) and coder in ("auto", "context"):
-            if prior_of(net) is not None:
-                from vatcodec.codec.completion import cut_to_fit
+    # Under a budget the context coder fills it to the token, and the decoder completes the rest (coder 4).
+    completes = max_bytes is not None and top < keep == len(cfg.schedule) and coder in ("auto", "context")
+    completes = completes and quality is None and prior_of(net) is not None
+    room = (
+        None if max_bytes is None else max_bytes - (LEVEL_BYTES if search else 0)
+    )  # a searched level must fit
 
-                room = max_bytes - (LEVEL_BYTES if search else 0)  # a searched level must fit too
-                idx_cut = cut_to_fit(
-                    net, indices, top, lambda idx_L: len(packed(idx_L, completed=True)) <= room
-                )
-                if idx_cut is not None:
-                    return leveled(idx_cut, packed(idx_cut, completed=True), completed=True)
+    def fits_completed(idx_L: list[np.ndarray]) -> bool:
+        return len(packed(idx_L, completed=True)) <= room
+
+    idx_cut = None
+    if completes:
+        from vatcodec.codec.completion import cut_to_fit
+
+        idx_cut = cut_to_fit(net, indices, top, fits_completed)
+    if effort == 0 and quality is None:
+        if idx_cut is not None:
+            return leveled(idx_cut, packed(idx_cut, completed=True), completed=True)
         return leveled(indices[:top], data)
 
     samples = None
@@ -354,7 +363,12 @@ def encode(
         tight = max_bytes is not None and top > 1 and len(data) > TIGHT_BUDGET * max_bytes
         refine_until = refinement_deadline(start, limit) if search else deadline
         best = best_of([top, top - 1] if tight else [top], refine_until)
-        out = leveled(best, packed(best))
+        completed = False
+        if completes and (refine_until is None or time.monotonic() < refine_until):
+            best, completed = _best_completion(net, unit, best, idx_cut, fits_completed)
+        elif completes:
+            cut.append("completion: not compared")
+        out = leveled(best, packed(best, completed=completed), completed=completed)
     if cut:
         warnings.warn(
             TimeLimitWarning(
@@ -364,6 +378,26 @@ def encode(
             stacklevel=2,
         )
     return out
+
+
+def _best_completion(net: VAT, mesh_unit, plain: list, idx_cut: list | None, fits) -> tuple[list, bool]:
+    """The refined whole-scale stream, the same completed, or effort 0's cut stream: the best by quick F-score.
+
+    Refinement optimizes a whole-scale prefix without completion, so completing it is not always better; effort 0's
+    cut stream is a candidate so that a higher effort never scores below effort 0's file. Ties keep the first.
+    """
+    from vatcodec.codec.completion import in_coding_order
+    from vatcodec.codec.quick_score import QuickScorer
+
+    candidates = [(plain, False)]
+    whole = in_coding_order(net, plain)
+    if fits(whole):
+        candidates.append((whole, True))
+    if idx_cut is not None:
+        candidates.append((idx_cut, True))
+    score = QuickScorer(mesh_unit)
+    scores = [score.at_levels(net, idx_L, completed)(0.0) for idx_L, completed in candidates]
+    return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -i))]
 
 
 def _encode_for_quality(indices_for, packed, measure, top: int, quality: float, deadline, progress) -> bytes:
@@ -435,9 +469,9 @@ def recode(data: bytes, *, model=None, coder: str = "auto", scales: int | None =
             )
         completed = False  # whole scales: any coder holds them, and the decoder no longer completes them
     elif completed and keep < vat.num_scales:  # the last kept scale is whole: it goes into coding order
-        from vatcodec.codec.context import coding_order
+        from vatcodec.codec.completion import in_coding_order
 
-        indices[-1] = np.asarray(indices[-1])[coding_order(prior_of(net).rows(indices)[-1])]
+        indices = in_coding_order(net, indices)
     return pack_smallest(
         dataclasses.replace(vat, indices=indices, extensions=extensions, completed=completed), coder, net
     )
