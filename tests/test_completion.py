@@ -234,3 +234,20 @@ def test_effort_1_under_a_budget_never_scores_below_effort_0s_cut_file(net, toru
 
     assert all(len(f) <= budget for f in files.values())
     assert quick(files[1]) >= quick(files[0])
+
+
+def test_reading_and_completing_in_one_run_of_the_prior_changes_nothing(net, torus):
+    """`decode` reads a cut file and completes it in one run of the prior; two runs give the same codes."""
+    from vatcodec import codec
+    from vatcodec.codec.bitstream import unpack
+
+    whole = [codec.encode(torus, model=net, coder="context", scales=n) for n in (2, 3)]
+    data = codec.encode(torus, model=net, coder="context", max_bytes=(len(whole[0]) + len(whole[1])) // 2)
+    prior = prior_of_net(net)
+    vat = unpack(data, prior=prior)
+    two_runs = prior.complete(vat.indices, cut=True)
+    with prior.reusing_rows():
+        again = unpack(data, prior=prior)
+        one_run = prior.complete(again.indices, cut=True)
+        assert prior.complete(again.indices, cut=True) is one_run  # taken from the reading run
+    assert again == vat and all(np.array_equal(a, b) for a, b in zip(one_run, two_runs, strict=True))

@@ -211,6 +211,15 @@ class ContextPrior:
         """
         self._check(len(segments), self.counts[: len(segments)])
         out: list[np.ndarray] = []
+        if cut is not None and self._memo is not None:
+            # A cut file read to be decoded: its completion comes from the same run of the prior (`complete`).
+            def held(si: int, freq_LK: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+                out.append(decode_rows(segments[si], freq_LK if order is None else freq_LK[order[:cut]]))
+                return out[-1]
+
+            codes = self._completion(len(segments), True, held)
+            self._memo[("complete", _key(out))] = codes
+            return out
 
         def pick(si: int, freq_LK: np.ndarray) -> np.ndarray:
             if cut is not None and si + 1 == len(segments):
@@ -231,16 +240,30 @@ class ContextPrior:
                 scale in `coding_order` (a coder-4 file's).
         """
         self._check(len(idx_L), [len(a) for a in idx_L], cut=cut)
+        if cut and self._memo is not None and ("complete", _key(idx_L)) in self._memo:
+            return self._memo[("complete", _key(idx_L))]  # read from the file in this very run (`decode`)
+        return self._completion(
+            len(idx_L), cut, lambda si, freq_LK, order: np.asarray(idx_L[si], dtype=np.int64)
+        )
+
+    def _completion(self, n: int, cut: bool, held) -> list[np.ndarray]:
+        """One run of the prior over every scale: the first n hold `held(si, rows, order)`, the rest expected codes.
+
+        `held` returns a scale's indices; for a cut last scale (`cut`) it gets the coding order too, and the
+        indices it returns fill that order's first positions, the prior's expected codes the others.
+        """
         book_VC = self.gen.vq.codebook.weight.detach().numpy()
         codes: list[np.ndarray] = []
 
         def pick(si: int, freq_LK: np.ndarray) -> np.ndarray:
-            if si < len(idx_L) and not (cut and si + 1 == len(idx_L)):
-                codes.append(book_VC[np.asarray(idx_L[si], dtype=np.int64)])
+            if si < n and not (cut and si + 1 == n):
+                codes.append(book_VC[held(si, freq_LK, None)])
             else:
                 codes.append(expected_codes(freq_LK, book_VC))
-                if si < len(idx_L):  # the cut scale: the tokens it holds, where the order puts them
-                    codes[-1][coding_order(freq_LK)[: len(idx_L[si])]] = book_VC[idx_L[si]]
+                if si < n:  # the cut scale: the tokens it holds, where the order puts them
+                    order = coding_order(freq_LK)
+                    idx = held(si, freq_LK, order)
+                    codes[-1][order[: len(idx)]] = book_VC[idx]
             return codes[-1]
 
         self._run(len(self.counts), pick)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -158,15 +159,18 @@ def decode_arrays(
     info = header_info(data)  # a corrupt file fails here, before any model is loaded
     net = model_for_file(info, model, device)
     _check_file_matches(info, net)
-    vat = unpack_for(data, net)
-    n = min(scales or vat.num_scales, vat.num_scales)
-    t1 = time.perf_counter()
     from vatcodec.codec.completion import stream_field
 
-    # The plane transformer's products sum in a thread-count-dependent order (2e-7 apart at 1 vs 2 threads,
-    # enough to move marching-cubes vertices); `stream_field` runs this small part on one thread, so the mesh is
-    # the same for any thread count. The per-query MLP that follows splits by rows and is thread-invariant (tested).
-    field = stream_field(net, vat.indices[:n], vat.completed, cut=n == vat.num_scales)
+    prior = prior_of(net) if info.get("completed") else None
+    # A cut file's indices and their completion come from one run of the prior (`ContextPrior.reusing_rows`).
+    with contextlib.nullcontext() if prior is None else prior.reusing_rows():
+        vat = unpack_for(data, net)
+        n = min(scales or vat.num_scales, vat.num_scales)
+        t1 = time.perf_counter()
+        # The plane transformer's products sum in a thread-count-dependent order (2e-7 apart at 1 vs 2 threads,
+        # enough to move marching-cubes vertices); `stream_field` runs this small part on one thread, so the mesh
+        # is the same for any thread count. The per-query MLP that follows splits by rows and is thread-invariant.
+        field = stream_field(net, vat.indices[:n], vat.completed, cut=n == vat.num_scales)
     offset = level_offset(vat) if n == vat.num_scales else 0.0  # the file's level belongs to its full stream
     if offset:
         field.iso_logit += offset
