@@ -44,3 +44,24 @@ def _restore_torch_threads():
     yield
     if torch.get_num_threads() != before:
         torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    """The tiny tokenizer, one per test module (modules may define their own)."""
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def prior(tok):
+    """An untrained tiny next-scale prior for `tok`: the context coder's probability model in tests."""
+    from tests.test_generator import tiny_generator
+    from vatcodec.codec.context import ContextPrior
+
+    return ContextPrior(tiny_generator(tok))
+
+
+def indices_of(tok, prior, seed: int) -> list:
+    """Random indices for every scale of the prior's schedule (numpy arrays, one per scale)."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, tok.cfg.codebook_size, (n,), generator=g).numpy() for n in prior.counts]

@@ -6,25 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import tiny_model
+from tests.conftest import indices_of, tiny_model
 from tests.test_generator import tiny_generator
-from vatcodec.codec.context import ContextPrior, coding_order, expected_codes
+from vatcodec.codec.context import coding_order, expected_codes
 from vatcodec.errors import BitstreamError
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return tiny_model()
-
-
-@pytest.fixture(scope="module")
-def prior(tok):
-    return ContextPrior(tiny_generator(tok))
-
-
-def indices_of(tok, prior, seed: int) -> list[np.ndarray]:
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, tok.cfg.codebook_size, (n,), generator=g).numpy() for n in prior.counts]
 
 
 def test_decoding_codes_equals_decoding_their_indices(tok):

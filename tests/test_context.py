@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import tiny_model
+from tests.conftest import indices_of, tiny_model
 from tests.test_generator import tiny_generator
 from vatcodec.codec.context import ContextPrior, decode_rows, encode_rows, freq_rows
 from vatcodec.codec.entropy import TOTAL
@@ -41,21 +41,6 @@ def test_rows_round_trip_and_likely_symbols_cost_less():
     for idx in (likely, unlikely, rng.integers(0, 64, 200)):
         assert np.array_equal(decode_rows(encode_rows(idx, freq), freq), idx)
     assert len(encode_rows(likely, freq)) < len(encode_rows(unlikely, freq)) / 4
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return tiny_model()
-
-
-@pytest.fixture(scope="module")
-def prior(tok):
-    return ContextPrior(tiny_generator(tok))
-
-
-def indices_of(tok, prior, seed: int) -> list[np.ndarray]:
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, tok.cfg.codebook_size, (n,), generator=g).numpy() for n in prior.counts]
 
 
 def test_every_prefix_of_the_scales_round_trips(tok, prior):
