@@ -71,6 +71,9 @@ def test_row_reuse_is_scoped(prior, tok):
     with prior.reusing_rows():
         a = prior.rows(idx_L)
         assert prior.rows(idx_L) is a
+        with prior.reusing_rows():  # a nested block shares the rows and leaves them to the outer one
+            assert prior.rows(idx_L) is a
+        assert prior.rows(idx_L) is a
     assert prior.rows(idx_L) is not a and all(
         np.array_equal(x, y) for x, y in zip(prior.rows(idx_L), a, strict=True)
     )

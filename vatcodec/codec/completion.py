@@ -49,15 +49,13 @@ def cut_to_fit(net: VAT, indices: list[np.ndarray], top: int, fits) -> list[np.n
         The cut stream (its last array in coding order, as `VatFile.indices` holds it), or None when not even one
         token of those scales fits.
     """
-    from vatcodec.codec.context import coding_order
-
-    prior = prior_of(net)
-    with prior.reusing_rows():  # one run of the prior per cut scale: every `fits` below reuses its rows
+    with prior_of(
+        net
+    ).reusing_rows():  # one run of the prior per cut scale: every `fits` below reuses its rows
         for present in (top + 1, top):
             if not 1 <= present <= len(indices):
                 continue
-            order = coding_order(prior.rows(indices[:present])[-1])
-            last = np.asarray(indices[present - 1])[order]
+            last = in_coding_order(net, indices[:present])[-1]
             lo, hi = 0, len(last)  # the coded size grows with the tokens kept: bisect for the most that fit
             while lo < hi:
                 k = (lo + hi + 1) // 2

@@ -76,6 +76,11 @@ def coding_order(freq_LK: np.ndarray) -> np.ndarray:
     return np.lexsort((np.arange(len(freq_LK)), freq_LK.max(axis=1)))
 
 
+def cut_rows(freq_LK: np.ndarray, k: int) -> np.ndarray:
+    """The rows of a cut scale's first k tokens, in coding order: what codes and decodes them."""
+    return freq_LK[coding_order(freq_LK)[:k]]
+
+
 def expected_codes(freq_LK: np.ndarray, book_VC: np.ndarray) -> np.ndarray:
     """The code vector each row expects (L, C): the codebook averaged under the row's probabilities."""
     return (freq_LK.astype(np.float64) / TOTAL) @ book_VC
@@ -139,7 +144,10 @@ class ContextPrior:
     @contextlib.contextmanager
     def reusing_rows(self):
         """Within this block, `rows` of a prefix already asked for are not computed again (an encoder that packs
-        one stream cut several ways)."""
+        one stream cut several ways). Blocks nest: an inner one shares the outer one's rows."""
+        if self._memo is not None:
+            yield self
+            return
         self._memo = {}
         try:
             yield self
@@ -191,7 +199,7 @@ class ContextPrior:
         self._check(len(idx_L), [len(a) for a in idx_L], cut=cut)
         rows = self.rows(idx_L)
         segments = [self._whole(idx_L[: si + 1], rows[si]) for si in range(len(idx_L) - 1)]
-        last_LK = rows[-1][coding_order(rows[-1])[: len(idx_L[-1])]] if cut else rows[-1]
+        last_LK = cut_rows(rows[-1], len(idx_L[-1])) if cut else rows[-1]
         return segments + [encode_rows(idx_L[-1], last_LK)]
 
     def _whole(self, idx_L: list[np.ndarray], freq_LK: np.ndarray) -> bytes:
@@ -214,7 +222,7 @@ class ContextPrior:
         if cut is not None and self._memo is not None:
             # A cut file read to be decoded: its completion comes from the same run of the prior (`complete`).
             def held(si: int, freq_LK: np.ndarray, order: np.ndarray | None) -> np.ndarray:
-                out.append(decode_rows(segments[si], freq_LK if order is None else freq_LK[order[:cut]]))
+                out.append(decode_rows(segments[si], freq_LK if order is None else cut_rows(freq_LK, cut)))
                 return out[-1]
 
             codes = self._completion(len(segments), True, held)
@@ -223,7 +231,7 @@ class ContextPrior:
 
         def pick(si: int, freq_LK: np.ndarray) -> np.ndarray:
             if cut is not None and si + 1 == len(segments):
-                freq_LK = freq_LK[coding_order(freq_LK)[:cut]]
+                freq_LK = cut_rows(freq_LK, cut)
             out.append(decode_rows(segments[si], freq_LK))
             return out[-1]
 

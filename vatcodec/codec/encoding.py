@@ -279,11 +279,15 @@ def encode(
 
     cut: list[str] = []  # what the time limit cut short, for the warning
     # Under a budget the context coder fills it to the token, and the decoder completes the rest (coder 4).
-    completes = max_bytes is not None and top < keep == len(cfg.schedule) and coder in ("auto", "context")
-    completes = completes and quality is None and prior_of(net) is not None
-    room = (
-        None if max_bytes is None else max_bytes - (LEVEL_BYTES if search else 0)
-    )  # a searched level must fit
+    completes = (
+        max_bytes is not None
+        and top < keep == len(cfg.schedule)
+        and coder in ("auto", "context")
+        and quality is None
+        and prior_of(net) is not None
+    )
+    # A searched level must fit too.
+    room = None if max_bytes is None else max_bytes - (LEVEL_BYTES if search else 0)
 
     def fits_completed(idx_L: list[np.ndarray]) -> bool:
         return len(packed(idx_L, completed=True)) <= room
@@ -292,10 +296,12 @@ def encode(
     if completes:
         from vatcodec.codec.completion import cut_to_fit
 
-        idx_cut = cut_to_fit(net, indices, top, fits_completed)
+        with prior_of(net).reusing_rows():  # the file written below reuses the search's rows and segments
+            idx_cut = cut_to_fit(net, indices, top, fits_completed)
+            cut_data = None if idx_cut is None else packed(idx_cut, completed=True)
     if effort == 0 and quality is None:
         if idx_cut is not None:
-            return leveled(idx_cut, packed(idx_cut, completed=True), completed=True)
+            return leveled(idx_cut, cut_data, completed=True)
         return leveled(indices[:top], data)
 
     samples = None
@@ -390,9 +396,10 @@ def _best_completion(net: VAT, mesh_unit, plain: list, idx_cut: list | None, fit
     from vatcodec.codec.quick_score import QuickScorer
 
     candidates = [(plain, False)]
-    whole = in_coding_order(net, plain)
-    if fits(whole):
-        candidates.append((whole, True))
+    with prior_of(net).reusing_rows():  # ordering and packing `whole` share one run of the prior
+        whole = in_coding_order(net, plain)
+        if fits(whole):
+            candidates.append((whole, True))
     if idx_cut is not None:
         candidates.append((idx_cut, True))
     score = QuickScorer(mesh_unit)
