@@ -9,6 +9,7 @@ import torch
 from tests.conftest import indices_of, tiny_model
 from tests.test_generator import tiny_generator
 from vatcodec.codec.context import coding_order, expected_codes
+from vatcodec.codec.models import prior_of
 from vatcodec.errors import BitstreamError
 
 
@@ -96,6 +97,16 @@ def torus():
     return trimesh.creation.torus(1.0, 0.3, major_sections=24, minor_sections=12)
 
 
+@pytest.fixture(scope="module")
+def cut(net, torus):
+    """The torus's files of 2 and 3 whole scales, a budget halfway between them, and its cut file."""
+    from vatcodec import codec
+
+    whole = [codec.encode(torus, model=net, coder="context", scales=n) for n in (2, 3)]
+    budget = (len(whole[0]) + len(whole[1])) // 2
+    return whole, budget, codec.encode(torus, model=net, coder="context", max_bytes=budget)
+
+
 def test_a_completed_file_is_coder_4_and_round_trips(net, prior, tok):
     from vatcodec.codec.bitstream import VatFile, header_info, pack, unpack
 
@@ -116,22 +127,20 @@ def test_a_completed_file_is_coder_4_and_round_trips(net, prior, tok):
         pack(dataclasses.replace(vat, indices=[idx_L[0], idx_L[1][:3], idx_L[2][:4]]), prior=prior)
 
 
-def test_a_budget_between_two_scales_is_filled_to_the_token(net, torus):
+def test_a_budget_between_two_scales_is_filled_to_the_token(net, torus, cut):
     from vatcodec import codec
     from vatcodec.codec.bitstream import header_info
 
-    whole = [codec.encode(torus, model=net, coder="context", scales=n) for n in (2, 3)]
-    budget = (len(whole[0]) + len(whole[1])) // 2
-    data = codec.encode(torus, model=net, coder="context", max_bytes=budget)
+    whole, budget, data = cut
     info = header_info(data)
     assert info["completed"] and len(data) <= budget and info["format"] == "vat 1.4"
-    assert sum(prior_counts(net)[:2]) < info["tokens_present"] < sum(prior_counts(net)[:3])
+    assert sum(prior_of(net).counts[:2]) < info["tokens_present"] < sum(prior_of(net).counts[:3])
     assert (
         codec.encode(torus, model=net, coder="auto", max_bytes=budget) == data
     )  # deterministic, auto agrees
     plain = header_info(codec.encode(torus, model=net, coder="zstd", max_bytes=budget))  # no prior, no cut
     assert not plain.get("completed") and plain["tokens_present"] == sum(
-        prior_counts(net)[: plain["scales_present"]]
+        prior_of(net).counts[: plain["scales_present"]]
     )
     # The file decodes: its cut tokens and the prior's completion, not the plain prefix.
     a = codec.decode(data, model=net, resolution=32)
@@ -143,52 +152,31 @@ def test_a_budget_between_two_scales_is_filled_to_the_token(net, torus):
     )
 
 
-def prior_counts(net):
-    from vatcodec.codec.models import prior_of
+def test_a_corrupt_cut_count_is_a_one_line_error(net, cut):
+    from vatcodec.codec.bitstream import header_info, unpack
 
-    return prior_of(net).counts
-
-
-def test_a_corrupt_cut_count_is_a_one_line_error(net, torus):
-    from vatcodec import codec
-    from vatcodec.codec.bitstream import unpack
-
-    whole = [codec.encode(torus, model=net, coder="context", scales=n) for n in (2, 3)]
-    data = bytearray(
-        codec.encode(torus, model=net, coder="context", max_bytes=(len(whole[0]) + len(whole[1])) // 2)
-    )
-    payload_at = header_len(bytes(data)) - 4  # header_bytes counts the CRC at the end
+    data = bytearray(cut[2])
+    payload_at = header_info(bytes(data))["header_bytes"] - 4  # header_bytes counts the CRC at the end
     assert data[payload_at + 2] > 0
     data[payload_at + 2] = 0  # the cut count, after the 2-byte index check: 0 tokens is not a cut
     import zlib
 
     data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")
     with pytest.raises(BitstreamError, match="token count of cut scale"):
-        unpack(bytes(data), prior=prior_of_net(net))
+        unpack(bytes(data), prior=prior_of(net))
 
 
-def header_len(data: bytes) -> int:
-    from vatcodec.codec.bitstream import header_info
-
-    return header_info(data)["header_bytes"]
-
-
-def prior_of_net(net):
-    from vatcodec.codec.models import prior_of
-
-    return prior_of(net)
-
-
-def test_recoding_a_cut_file(net, torus):
+def test_recoding_a_cut_file(net, cut):
     from vatcodec import codec
     from vatcodec.codec.bitstream import header_info
     from vatcodec.errors import VatError
 
-    whole = [codec.encode(torus, model=net, coder="context", scales=n) for n in (2, 3)]
-    data = codec.encode(torus, model=net, coder="context", max_bytes=(len(whole[0]) + len(whole[1])) // 2)
+    whole, _, data = cut
     assert codec.recode(data, model=net) == data  # auto keeps the context coder, the same bytes
     two = codec.recode(data, model=net, scales=2)  # whole scales, still completed
-    assert header_info(two)["completed"] and header_info(two)["tokens_present"] == sum(prior_counts(net)[:2])
+    assert header_info(two)["completed"] and header_info(two)["tokens_present"] == sum(
+        prior_of(net).counts[:2]
+    )
     a, b = codec.decode(two, model=net, resolution=32), codec.decode(data, model=net, resolution=32, scales=2)
     assert np.array_equal(a.vertices, b.vertices)  # keeping a prefix = decoding a prefix
     with pytest.raises(VatError, match="only the context coder holds"):
@@ -200,15 +188,14 @@ def test_recoding_a_cut_file(net, torus):
     assert np.array_equal(c.vertices, d.vertices)  # no completion: the plain two-scale decode
 
 
-def test_effort_1_under_a_budget_never_scores_below_effort_0s_cut_file(net, torus):
+def test_effort_1_under_a_budget_never_scores_below_effort_0s_cut_file(net, torus, cut):
     """Effort 1 compares its refined stream, the same completed, and effort 0's cut file by quick F-score."""
     from vatcodec import codec
     from vatcodec.codec.bitstream import level_offset
     from vatcodec.codec.quick_score import QuickScorer
     from vatcodec.geometry.mesh_io import normalize_mesh
 
-    whole = [codec.encode(torus, model=net, coder="context", scales=n) for n in (2, 3)]
-    budget = (len(whole[0]) + len(whole[1])) // 2
+    budget = cut[1]
     files = {
         e: codec.encode(torus, model=net, max_bytes=budget, effort=e, time_limit=0, level_search=False)
         for e in (0, 1)
@@ -224,14 +211,12 @@ def test_effort_1_under_a_budget_never_scores_below_effort_0s_cut_file(net, toru
     assert quick(files[1]) >= quick(files[0])
 
 
-def test_reading_and_completing_in_one_run_of_the_prior_changes_nothing(net, torus):
+def test_reading_and_completing_in_one_run_of_the_prior_changes_nothing(net, cut):
     """`decode` reads a cut file and completes it in one run of the prior; two runs give the same codes."""
-    from vatcodec import codec
     from vatcodec.codec.bitstream import unpack
 
-    whole = [codec.encode(torus, model=net, coder="context", scales=n) for n in (2, 3)]
-    data = codec.encode(torus, model=net, coder="context", max_bytes=(len(whole[0]) + len(whole[1])) // 2)
-    prior = prior_of_net(net)
+    data = cut[2]
+    prior = prior_of(net)
     vat = unpack(data, prior=prior)
     two_runs = prior.complete(vat.indices, cut=True)
     with prior.reusing_rows():
