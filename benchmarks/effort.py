@@ -70,6 +70,7 @@ def measure(
                         effort=level,
                         time_limit=args.time_limit,
                         level_search=args.search,
+                        tries=args.tries,
                         **option,
                     )
             except VatError as exc:  # e.g. a budget below the one-scale file
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="encode(level_search=...): auto is the codec's default (on for effort 1-3)",
     )
+    parser.add_argument("--tries", type=int, default=1, help="encode(tries=K): surface samplings tried per file")
     parser.add_argument(
         "--reverse",
         action="store_true",

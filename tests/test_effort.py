@@ -224,6 +224,7 @@ def test_unreachable_quality_writes_the_best_file_and_warns(model, mesh):
         ("--effort", "4", "effort must be one of 0, 1, 2, 3, got 4"),
         ("--time-limit", "-1", "time limit must be a number of seconds >= 0"),
         ("--quality", "1.5", "quality must be an F-score in (0, 1]"),
+        ("--tries", "0", "tries must be an integer in 1..64, got 0"),
     ],
 )
 def test_cli_bad_values_are_one_line(ckpt, mesh, tmp_path, flag, value, message):

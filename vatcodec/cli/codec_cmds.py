@@ -239,6 +239,15 @@ def encode_cmd(
             show_default=False,
         ),
     ] = None,
+    tries: Annotated[
+        int,
+        typer.Option(
+            "--tries",
+            metavar="K",
+            help="Encode K samplings of the surface and keep the file whose decode scores best against the input"
+            " (quick F-score; about 1 s a try; +0.02 F on validation with 8). Decoders need nothing more.",
+        ),
+    ] = 1,
     seed: Annotated[
         int,
         typer.Option("--seed", metavar="N", help="Seed of all sampling; the same seed gives the same bytes."),
@@ -270,6 +279,7 @@ def encode_cmd(
         "time_limit": time_limit,
         "quality": quality,
         "level_search": level_search,
+        "tries": tries,
         "seed": seed,
         "device": device,
         "max_faces": max_faces,

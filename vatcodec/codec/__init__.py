@@ -21,7 +21,7 @@ _API = {
     "decode_arrays": "decoding",
     "measure_fscore": "decoding",
     "unpack_for": "decoding",
-    "CODER_CHOICES": "encoding",
+    "CODER_CHOICES": "packing",
     "EFFORT_LEVELS": "encoding",
     "TIGHT_BUDGET": "encoding",
     "QualityWarning": "encoding",
@@ -30,7 +30,7 @@ _API = {
     "DEFAULT_TIME_LIMITS": "encoding",
     "encode": "encoding",
     "choose_level": "level",
-    "recode": "encoding",
+    "recode": "packing",
     "DEFAULT_MODEL_NAME": "models",
     "default_model_path": "models",
     "get_model": "models",
@@ -43,7 +43,7 @@ _API = {
     "bundled_model_for": "models",
     "model_for_file": "models",
     "resolve_device": "models",
-    "pack_smallest": "encoding",
+    "pack_smallest": "packing",
 }
 __all__ = [
     "CODER_CHOICES",
@@ -95,7 +95,6 @@ if TYPE_CHECKING:
         unpack_for,
     )
     from vatcodec.codec.encoding import (
-        CODER_CHOICES,
         DEFAULT_TIME_LIMITS,
         EFFORT_LEVELS,
         TIGHT_BUDGET,
@@ -103,7 +102,6 @@ if TYPE_CHECKING:
         QualityWarning,
         TimeLimitWarning,
         encode,
-        recode,
     )
     from vatcodec.codec.models import (
         DEFAULT_MODEL_NAME,
@@ -119,6 +117,7 @@ if TYPE_CHECKING:
         set_prior,
         tables_of,
     )
+    from vatcodec.codec.packing import CODER_CHOICES, pack_smallest, recode
 
 
 def __getattr__(name: str):

@@ -19,10 +19,10 @@ from vatcodec.codec.encoding import (
     QUALITY_RESOLUTION,
     EncodeWarning,
     _check_effort_options,
-    _check_options,
     encode,
 )
 from vatcodec.codec.models import resolve_model
+from vatcodec.codec.packing import check_options
 from vatcodec.errors import VatError
 from vatcodec.threads import choose_threads, use_threads
 
@@ -161,12 +161,13 @@ def encode_many(
     if jobs < 1:
         raise VatError(f"jobs must be >= 1, got {jobs}")
     net = resolve_model(model, options.get("device"))
-    _check_options(net, options.get("scales"), options.get("max_bytes"), options.get("coder", "auto"))
+    check_options(net, options.get("scales"), options.get("max_bytes"), options.get("coder", "auto"))
     _check_effort_options(
         options.get("effort", 0),
         options.get("time_limit"),
         options.get("quality"),
         options.get("quality_resolution", QUALITY_RESOLUTION),
+        options.get("tries", 1),
     )
     if jobs == 1 or len(srcs) <= 1:
         if threads is not None:

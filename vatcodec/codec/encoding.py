@@ -1,4 +1,4 @@
-"""The encode side of the codec API: mesh -> .vat bytes (`encode`), and re-coding a file (`recode`)."""
+"""The encode side of the codec API: mesh -> .vat bytes (`encode`), with effort, budgets and quality targets."""
 
 from __future__ import annotations
 
@@ -7,52 +7,37 @@ import math
 import struct
 import time
 import warnings
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from vatcodec.codec.bitstream import (
-    CODER_MINOR,
-    CODERS,
-    CUT_MINOR,
     EXT_FSCORE,
-    EXT_LEVEL,
-    EXT_MINOR,
-    FORMAT_MAJOR,
     VatFile,
-    header_info,
     index_bits_for,
     level_extension,
-    pack,
 )
 from vatcodec.codec.decoding import (
     MAX_RESOLUTION,
     MIN_RESOLUTION,
     QUALITY_RESOLUTION,
-    _check_file_matches,
     _fscore,
-    unpack_for,
 )
 from vatcodec.codec.level import choose_level, refinement_deadline
 from vatcodec.codec.models import (
     as_mesh,
     device_of,
-    file_model_id,
-    model_for_file,
     model_id_of,
     prior_of,
     resolve_model,
-    tables_of,
 )
+from vatcodec.codec.packing import check_options, pack_smallest
+from vatcodec.codec.tries import FirstFile, best_try
 from vatcodec.errors import VatError
 
-if TYPE_CHECKING:
-    from vatcodec.model.tokenizer import VAT
-
-CODER_CHOICES = ("auto", *CODERS)
 EFFORT_LEVELS = (0, 1, 2, 3)  # the same as vatcodec.codec.effort's, kept here so option checks import no more
 LEVEL_BYTES = 3  # what a surface-level extension adds to a file (tag, length, value)
+MAX_TRIES = 64  # surface samplings an encode may try (`tries`)
 TIGHT_BUDGET = 0.9  # effort > 0 also refines one scale fewer when the effort-0 file fills 90% of max_bytes
 
 
@@ -81,44 +66,8 @@ def effective_time_limit(effort: int, time_limit: float | None) -> float | None:
     return None if time_limit == 0 else float(time_limit)
 
 
-def pack_smallest(vat: VatFile, coder: str, net: VAT) -> bytes:
-    if vat.completed:  # a cut, completed stream is the context coder's alone
-        coders = ["context"]
-    elif coder == "auto":  # every coder the model can use; ties go to the first (raw needs no decompressor)
-        coders = ["raw", "zstd"] + (["range"] if tables_of(net) is not None else [])
-        coders += ["context"] if prior_of(net) is not None else []
-    else:
-        coders = [coder]
-    files = []
-    ext_minor = max((EXT_MINOR.get(tag, 0) for tag in vat.extensions), default=0)
-    for c in coders:  # the id of what decoding needs, and the lowest format version that defines what it uses
-        cut_minor = CUT_MINOR if vat.completed else 0
-        version = (FORMAT_MAJOR, max(vat.version[1], CODER_MINOR[c], ext_minor, cut_minor))
-        fields = dataclasses.replace(vat, coder=c, model_id=file_model_id(net, c), version=version)
-        files.append(pack(fields, tables=tables_of(net), prior=prior_of(net) if c == "context" else None))
-    return min(files, key=len)
-
-
-def _check_options(net: VAT, scales: int | None, max_bytes: int | None, coder: str) -> None:
-    cfg = net.cfg
-    if coder not in CODER_CHOICES:
-        raise VatError(f"unknown coder {coder!r} (choose from {', '.join(CODER_CHOICES)})")
-    if coder == "range" and tables_of(net) is None:
-        raise VatError(
-            f"the range coder needs entropy tables, and model {model_id_of(net).hex()} has none"
-            " (add them with python -m training.token_stats)"
-        )
-    if coder == "context" and prior_of(net) is None:
-        raise VatError(f"the context coder needs a prior, and model {model_id_of(net).hex()} has none")
-    total = len(cfg.schedule)
-    if scales is not None and not 1 <= scales <= total:
-        raise VatError(f"scales must be in 1..{total} for this model, got {scales}")
-    if max_bytes is not None and max_bytes < 1:
-        raise VatError(f"max bytes must be positive, got {max_bytes}")
-
-
 def _check_effort_options(
-    effort: int, time_limit: float | None, quality: float | None, quality_resolution: int
+    effort: int, time_limit: float | None, quality: float | None, quality_resolution: int, tries: int = 1
 ) -> None:
     if isinstance(effort, bool) or effort not in EFFORT_LEVELS:
         raise VatError(f"effort must be one of {', '.join(map(str, EFFORT_LEVELS))}, got {effort!r}")
@@ -130,6 +79,8 @@ def _check_effort_options(
         raise VatError(
             f"quality resolution must be in {MIN_RESOLUTION}..{MAX_RESOLUTION}, got {quality_resolution}"
         )
+    if isinstance(tries, bool) or not isinstance(tries, int) or not 1 <= tries <= MAX_TRIES:
+        raise VatError(f"tries must be an integer in 1..{MAX_TRIES}, got {tries!r}")
 
 
 def encode(
@@ -148,6 +99,7 @@ def encode(
     device: str | None = None,
     max_faces: int | None = None,
     level_search: bool | None = None,
+    tries: int = 1,
 ) -> bytes:
     """Compress a mesh into .vat bytes; the same input, model and options always give the same bytes.
 
@@ -191,6 +143,10 @@ def encode(
             (`choose_level`) and store it in the file (3 bytes, only when it differs from the model's, and
             only when it still fits `max_bytes`). None: on for effort 1-3, off for effort 0. Not used with
             `quality`, whose bisection measures files at the model's level.
+        tries: encode this many samplings of the surface (seeds `seed` .. `seed + tries - 1`) and keep the one
+            whose file (as effort 0 writes it, budget and completion included) has the best quick F-score
+            against the input, before the level search and any refinement; about 1 s a try. The decoder needs
+            nothing more. Not used with `quality`.
 
     Raises:
         MeshError: the mesh cannot be loaded or is invalid.
@@ -204,31 +160,37 @@ def encode(
     deadline = None if limit is None else start + limit
     net = resolve_model(model, device)
     cfg = net.cfg
-    _check_options(net, scales, max_bytes, coder)
-    _check_effort_options(effort, time_limit, quality, quality_resolution)
+    check_options(net, scales, max_bytes, coder)
+    _check_effort_options(effort, time_limit, quality, quality_resolution, tries)
+    if quality is not None:
+        tries = 1
     dev = device_of(net)
     if dev.type != "cpu" and (effort > 0 or quality is not None):
         raise VatError("--effort 1-3 and --quality run on the CPU only; use --device cpu with them")
     unit, norm = normalize_mesh(as_mesh(mesh_or_path, max_faces))
-    points_N3, normals_N3 = sample_surface(unit, cfg.num_points, seed)
-    surface_1N6 = torch.from_numpy(np.concatenate([points_N3, normals_N3], axis=1).astype(np.float32))[None]
-    mu_1KC = None
-    if effort == 0:
-        from vatcodec.threads import one_thread
 
-        with torch.inference_mode(), one_thread():  # the same bytes for any thread count
-            per_scale = net.encode(surface_1N6.to(dev))
-            indices = [t[0].cpu().numpy().astype(np.int64) for t in per_scale]  # per scale (L_s,)
-    else:
+    def encoded(k: int) -> tuple[list[np.ndarray], torch.Tensor | None]:
+        """The encoder's indices of the surface sampled with seed + k, and its mu when effort refines it."""
+        points_N3, normals_N3 = sample_surface(unit, cfg.num_points, seed + k)
+        surface_1N6 = torch.from_numpy(np.concatenate([points_N3, normals_N3], axis=1).astype(np.float32))[
+            None
+        ]
+        if effort == 0:
+            from vatcodec.threads import one_thread
+
+            with torch.inference_mode(), one_thread():  # the same bytes for any thread count
+                per_scale = net.encode(surface_1N6.to(dev))
+                return [t[0].cpu().numpy().astype(np.int64) for t in per_scale], None  # per scale (L_s,)
         with torch.no_grad():  # not inference mode: the refinement builds autograd graphs on mu
             mu_1KC, _ = net.encoder(surface_1N6)
-            indices = [t[0].numpy().astype(np.int64) for t in net.vq.encode(mu_1KC)]
+            return [t[0].numpy().astype(np.int64) for t in net.vq.encode(mu_1KC)], mu_1KC
+
     base = VatFile(
         model_id=model_id_of(net),  # replaced per coder by pack_smallest
         codebook_size=cfg.codebook_size,
         index_bits=index_bits_for(cfg.codebook_size),
         schedule=tuple(cfg.schedule),
-        indices=indices,
+        indices=[],  # per file, in packed()
         center=norm.center,
         scale=norm.scale,
     )
@@ -252,15 +214,40 @@ def encode(
         return max_bytes is None or len(packed(idx_L)) <= max_bytes
 
     keep = scales or len(cfg.schedule)
-    for top in range(keep, 0, -1):
-        data = packed(indices[:top])
-        if max_bytes is None or len(data) <= max_bytes:
-            break
-    else:
-        raise VatError(
-            f"cannot fit in {max_bytes} bytes: the smallest file (1 scale) takes {len(data)} bytes"
-        )
     search = (effort > 0 if level_search is None else level_search) and quality is None
+    room = (
+        None if max_bytes is None else max_bytes - (LEVEL_BYTES if search else 0)
+    )  # a searched level fits too
+
+    def fits_completed(idx_L: list[np.ndarray]) -> bool:
+        return len(packed(idx_L, completed=True)) <= room
+
+    def first_file(indices: list[np.ndarray]) -> FirstFile:
+        """Effort 0's file of these indices: the largest whole-scale prefix that fits, or the budget filled."""
+        for top in range(keep, 0, -1):
+            data = packed(indices[:top])
+            if max_bytes is None or len(data) <= max_bytes:
+                break
+        else:
+            raise VatError(
+                f"cannot fit in {max_bytes} bytes: the smallest file (1 scale) takes {len(data)} bytes"
+            )
+        # Under a budget the context coder fills it to the token, and the decoder completes the rest (coder 4).
+        completes = (
+            max_bytes is not None
+            and top < keep == len(cfg.schedule)
+            and coder in ("auto", "context")
+            and quality is None
+            and prior_of(net) is not None
+        )
+        first = FirstFile(indices, top, data, completes)
+        if completes:
+            from vatcodec.codec.completion import cut_to_fit
+
+            with prior_of(net).reusing_rows():  # the file written below reuses the search's rows and segments
+                first.idx_cut = cut_to_fit(net, indices, top, fits_completed)
+                first.cut_data = None if first.idx_cut is None else packed(first.idx_cut, completed=True)
+        return first
 
     def leveled(idx_L: list[np.ndarray], plain: bytes, completed: bool = False) -> bytes:
         """`plain` (the file of these indices), with the surface level that scores best when it beats the model's."""
@@ -278,31 +265,16 @@ def encode(
         return out if max_bytes is None or len(out) <= max_bytes else plain
 
     cut: list[str] = []  # what the time limit cut short, for the warning
-    # Under a budget the context coder fills it to the token, and the decoder completes the rest (coder 4).
-    completes = (
-        max_bytes is not None
-        and top < keep == len(cfg.schedule)
-        and coder in ("auto", "context")
-        and quality is None
-        and prior_of(net) is not None
-    )
-    # A searched level must fit too.
-    room = None if max_bytes is None else max_bytes - (LEVEL_BYTES if search else 0)
-
-    def fits_completed(idx_L: list[np.ndarray]) -> bool:
-        return len(packed(idx_L, completed=True)) <= room
-
-    idx_cut = None
-    if completes:
-        from vatcodec.codec.completion import cut_to_fit
-
-        with prior_of(net).reusing_rows():  # the file written below reuses the search's rows and segments
-            idx_cut = cut_to_fit(net, indices, top, fits_completed)
-            cut_data = None if idx_cut is None else packed(idx_cut, completed=True)
+    indices, mu_1KC = encoded(0)
+    first = first_file(indices)
+    if tries > 1:
+        first, mu_1KC = best_try(
+            net, unit, first, mu_1KC, encoded, first_file, tries, deadline, cut, progress
+        )
+    indices, top, data, completes = first.indices, first.top, first.data, first.completes
+    idx_cut = first.idx_cut
     if effort == 0 and quality is None:
-        if idx_cut is not None:
-            return leveled(idx_cut, cut_data, completed=True)
-        return leveled(indices[:top], data)
+        return leveled(*first.stream(), completed=first.idx_cut is not None)
 
     samples = None
 
@@ -371,7 +343,9 @@ def encode(
         best = best_of([top, top - 1] if tight else [top], refine_until)
         completed = False
         if completes and (refine_until is None or time.monotonic() < refine_until):
-            best, completed = _best_completion(net, unit, best, idx_cut, fits_completed)
+            from vatcodec.codec.completion import best_completion
+
+            best, completed = best_completion(net, unit, best, idx_cut, fits_completed)
         elif completes:
             cut.append("completion: not compared")
         out = leveled(best, packed(best, completed=completed), completed=completed)
@@ -384,27 +358,6 @@ def encode(
             stacklevel=2,
         )
     return out
-
-
-def _best_completion(net: VAT, mesh_unit, plain: list, idx_cut: list | None, fits) -> tuple[list, bool]:
-    """The refined whole-scale stream, the same completed, or effort 0's cut stream: the best by quick F-score.
-
-    Refinement optimizes a whole-scale prefix without completion, so completing it is not always better; effort 0's
-    cut stream is a candidate so that a higher effort never scores below effort 0's file. Ties keep the first.
-    """
-    from vatcodec.codec.completion import in_coding_order
-    from vatcodec.codec.quick_score import QuickScorer
-
-    candidates = [(plain, False)]
-    with prior_of(net).reusing_rows():  # ordering and packing `whole` share one run of the prior
-        whole = in_coding_order(net, plain)
-        if fits(whole):
-            candidates.append((whole, True))
-    if idx_cut is not None:
-        candidates.append((idx_cut, True))
-    score = QuickScorer(mesh_unit)
-    scores = [score.at_levels(net, idx_L, completed)(0.0) for idx_L, completed in candidates]
-    return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -i))]
 
 
 def _encode_for_quality(indices_for, packed, measure, top: int, quality: float, deadline, progress) -> bytes:
@@ -444,41 +397,3 @@ def _encode_for_quality(indices_for, packed, measure, top: int, quality: float, 
         else:
             lo = n + 1
     return data
-
-
-def recode(data: bytes, *, model=None, coder: str = "auto", scales: int | None = None) -> bytes:
-    """Re-code a .vat file's tokens with another coder and/or keep a prefix of its scales.
-
-    The mesh is not encoded again: the indices stay identical, only the payload coding (and, for the range coder,
-    the model id) change. Extensions are kept, but for the surface level when scales are cut (it was chosen for
-    the full stream). A completed file (coder 4) stays completed under the context coder; another coder takes
-    only its whole scales, and then the decoder no longer completes them.
-
-    Raises:
-        BitstreamError: the bytes are not a valid .vat file.
-        VatError: the file was written by another model, or bad options.
-    """
-    info = header_info(data)
-    net = model_for_file(info, model)
-    _check_file_matches(info, net)
-    _check_options(net, scales, None, coder)
-    vat = unpack_for(data, net)
-    keep = min(scales or vat.num_scales, vat.num_scales)
-    extensions = dict(vat.extensions)
-    if keep < vat.num_scales:  # the surface level was chosen for the full stream, not for a prefix
-        extensions.pop(EXT_LEVEL, None)
-    indices, completed = list(vat.indices[:keep]), vat.completed
-    if completed and coder not in ("auto", "context"):
-        if keep == vat.num_scales:
-            raise VatError(
-                f"this file's last scale is cut, which only the context coder holds: use --coder context,"
-                f" or keep {keep - 1} scales"
-            )
-        completed = False  # whole scales: any coder holds them, and the decoder no longer completes them
-    elif completed and keep < vat.num_scales:  # the last kept scale is whole: it goes into coding order
-        from vatcodec.codec.completion import in_coding_order
-
-        indices = in_coding_order(net, indices)
-    return pack_smallest(
-        dataclasses.replace(vat, indices=indices, extensions=extensions, completed=completed), coder, net
-    )

@@ -53,8 +53,8 @@ def page_data(
     """
     from vatcodec.codec.bitstream import header_info
     from vatcodec.codec.decoding import check_decode_options, decimate, decode_arrays
-    from vatcodec.codec.encoding import recode
     from vatcodec.codec.models import model_for_file
+    from vatcodec.codec.packing import recode
     from vatcodec.errors import EmptyShapeError
     from vatcodec.geometry.mesh_io import Normalization
 
