@@ -163,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="encode(level_search=...): auto is the codec's default (on for effort 1-3)",
     )
-    parser.add_argument("--tries", type=int, default=1, help="encode(tries=K): surface samplings tried per file")
+    parser.add_argument(
+        "--tries", type=int, default=1, help="encode(tries=K): surface samplings tried per file"
+    )
     parser.add_argument(
         "--reverse",
         action="store_true",

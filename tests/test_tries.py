@@ -51,7 +51,9 @@ def test_tries_keep_the_seed_whose_file_scores_best(net, shape, budget):
     assert best > 0, "the first sampling must not be the best, or this test shows nothing"
     data = codec.encode(shape, model=net, max_bytes=max_bytes, seed=BASE, tries=TRIES)
     assert data == singles[best]
-    assert data == codec.encode(shape, model=net, max_bytes=max_bytes, seed=BASE, tries=TRIES)  # deterministic
+    assert data == codec.encode(
+        shape, model=net, max_bytes=max_bytes, seed=BASE, tries=TRIES
+    )  # deterministic
     if budget == "cut":
         assert len(data) <= max_bytes and codec.unpack_for(data, net).completed
 
@@ -79,6 +81,8 @@ def test_cli_tries_writes_the_library_file(shape, tmp_path):
     save_checkpoint(ckpt, tiny_model(0))
     src, out = tmp_path / "table.obj", tmp_path / "table.vat"
     shape.export(src)
-    result = CliRunner().invoke(app, ["encode", str(src), "-o", str(out), "--model", str(ckpt), "--tries", "3"])
+    result = CliRunner().invoke(
+        app, ["encode", str(src), "-o", str(out), "--model", str(ckpt), "--tries", "3"]
+    )
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == codec.encode(src, model=str(ckpt), tries=3)
