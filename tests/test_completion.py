@@ -75,6 +75,10 @@ def test_row_reuse_is_scoped(prior, tok):
         with prior.reusing_rows():  # a nested block shares the rows and leaves them to the outer one
             assert prior.rows(idx_L) is a
         assert prior.rows(idx_L) is a
+        # A shorter prefix of the same indices takes its rows from that run, and they are what its own run gives.
+        short = prior.rows(idx_L[:2])
+        assert len(short) == 2 and all(x is y for x, y in zip(short, a, strict=False))
+    assert all(np.array_equal(x, y) for x, y in zip(prior.rows(idx_L[:2]), short, strict=True))
     assert prior.rows(idx_L) is not a and all(
         np.array_equal(x, y) for x, y in zip(prior.rows(idx_L), a, strict=True)
     )

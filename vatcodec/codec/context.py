@@ -186,8 +186,10 @@ class ContextPrior:
             return np.asarray(idx_L[si], dtype=np.int64) if si + 1 < len(idx_L) else np.zeros(0, np.int64)
 
         self._run(len(idx_L), pick)
-        if self._memo is not None:
+        if self._memo is not None:  # one run holds the rows of every shorter prefix of the same indices too
             self._memo[key] = rows
+            for k in range(1, len(idx_L)):
+                self._memo.setdefault(("rows", _key(idx_L[: k - 1]), k), rows[:k])
         return rows
 
     def encode(self, idx_L: list[np.ndarray], cut: bool = False) -> list[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import struct
@@ -224,27 +225,29 @@ def encode(
 
     def first_file(indices: list[np.ndarray]) -> FirstFile:
         """Effort 0's file of these indices: the largest whole-scale prefix that fits, or the budget filled."""
-        for top in range(keep, 0, -1):
-            data = packed(indices[:top])
-            if max_bytes is None or len(data) <= max_bytes:
-                break
-        else:
-            raise VatError(
-                f"cannot fit in {max_bytes} bytes: the smallest file (1 scale) takes {len(data)} bytes"
+        prior = prior_of(net)
+        # The prefixes packed and cut here share one run of the prior (`ContextPrior.reusing_rows`): same bytes.
+        with contextlib.nullcontext() if prior is None else prior.reusing_rows():
+            for top in range(keep, 0, -1):
+                data = packed(indices[:top])
+                if max_bytes is None or len(data) <= max_bytes:
+                    break
+            else:
+                raise VatError(
+                    f"cannot fit in {max_bytes} bytes: the smallest file (1 scale) takes {len(data)} bytes"
+                )
+            # Under a budget the context coder fills it to the token, and the decoder completes the rest (coder 4).
+            completes = (
+                max_bytes is not None
+                and top < keep == len(cfg.schedule)
+                and coder in ("auto", "context")
+                and quality is None
+                and prior is not None
             )
-        # Under a budget the context coder fills it to the token, and the decoder completes the rest (coder 4).
-        completes = (
-            max_bytes is not None
-            and top < keep == len(cfg.schedule)
-            and coder in ("auto", "context")
-            and quality is None
-            and prior_of(net) is not None
-        )
-        first = FirstFile(indices, top, data, completes)
-        if completes:
-            from vatcodec.codec.completion import cut_to_fit
+            first = FirstFile(indices, top, data, completes)
+            if completes:
+                from vatcodec.codec.completion import cut_to_fit
 
-            with prior_of(net).reusing_rows():  # the file written below reuses the search's rows and segments
                 first.idx_cut = cut_to_fit(net, indices, top, fits_completed)
                 first.cut_data = None if first.idx_cut is None else packed(first.idx_cut, completed=True)
         return first
