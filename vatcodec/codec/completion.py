@@ -74,23 +74,3 @@ def in_coding_order(net: VAT, idx_L: list[np.ndarray]) -> list[np.ndarray]:
 
     order = coding_order(prior_of(net).rows(idx_L)[-1])
     return [*idx_L[:-1], np.asarray(idx_L[-1])[order]]
-
-
-def best_completion(net: VAT, mesh_unit, plain: list, idx_cut: list | None, fits) -> tuple[list, bool]:
-    """The refined whole-scale stream, the same completed, or effort 0's cut stream: the best by quick F-score.
-
-    Refinement optimizes a whole-scale prefix without completion, so completing it is not always better; effort 0's
-    cut stream is a candidate so that a higher effort never scores below effort 0's file. Ties keep the first.
-    """
-    from vatcodec.codec.quick_score import QuickScorer
-
-    candidates = [(plain, False)]
-    with prior_of(net).reusing_rows():  # ordering and packing `whole` share one run of the prior
-        whole = in_coding_order(net, plain)
-        if fits(whole):
-            candidates.append((whole, True))
-    if idx_cut is not None:
-        candidates.append((idx_cut, True))
-    score = QuickScorer(mesh_unit)
-    scores = [score.at_levels(net, idx_L, completed)(0.0) for idx_L, completed in candidates]
-    return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -i))]

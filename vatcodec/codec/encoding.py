@@ -33,7 +33,7 @@ from vatcodec.codec.models import (
     resolve_model,
 )
 from vatcodec.codec.packing import check_options, pack_smallest
-from vatcodec.codec.tries import FirstFile, best_try
+from vatcodec.codec.tries import FirstFile, best_completion, best_try
 from vatcodec.errors import VatError
 
 EFFORT_LEVELS = (0, 1, 2, 3)  # the same as vatcodec.codec.effort's, kept here so option checks import no more
@@ -346,8 +346,6 @@ def encode(
         best = best_of([top, top - 1] if tight else [top], refine_until)
         completed = False
         if completes and (refine_until is None or time.monotonic() < refine_until):
-            from vatcodec.codec.completion import best_completion
-
             best, completed = best_completion(net, unit, best, idx_cut, fits_completed)
         elif completes:
             cut.append("completion: not compared")

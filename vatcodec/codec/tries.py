@@ -1,10 +1,12 @@
-"""Encode-time tries: effort 0's file of one encoding (`FirstFile`), and the best of several surface samplings."""
+"""Encode-time choices among candidate files by quick F: surface samplings (`best_try`) and completion."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 from typing import TYPE_CHECKING
+
+from vatcodec.codec.models import prior_of
 
 if TYPE_CHECKING:
     from vatcodec.model.tokenizer import VAT
@@ -60,3 +62,24 @@ def best_try(
         if s > best_score:
             best, best_mu, best_score = f, mu, s
     return best, best_mu
+
+
+def best_completion(net: VAT, mesh_unit, plain: list, idx_cut: list | None, fits) -> tuple[list, bool]:
+    """The refined whole-scale stream, the same completed, or effort 0's cut stream: the best by quick F-score.
+
+    Refinement optimizes a whole-scale prefix without completion, so completing it is not always better; effort 0's
+    cut stream is a candidate so that a higher effort never scores below effort 0's file. Ties keep the first.
+    """
+    from vatcodec.codec.completion import in_coding_order
+    from vatcodec.codec.quick_score import QuickScorer
+
+    candidates = [(plain, False)]
+    with prior_of(net).reusing_rows():  # ordering and packing `whole` share one run of the prior
+        whole = in_coding_order(net, plain)
+        if fits(whole):
+            candidates.append((whole, True))
+    if idx_cut is not None:
+        candidates.append((idx_cut, True))
+    score = QuickScorer(mesh_unit)
+    scores = [score.at_levels(net, idx_L, completed)(0.0) for idx_L, completed in candidates]
+    return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -i))]
