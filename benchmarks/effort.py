@@ -71,6 +71,7 @@ def measure(
                         time_limit=args.time_limit,
                         level_search=args.search,
                         tries=args.tries,
+                        also_models=tuple(args.also_model),
                         **option,
                     )
             except VatError as exc:  # e.g. a budget below the one-scale file
@@ -85,14 +86,17 @@ def measure(
                     row["time_limit_cut"], cut = str(w.message), True
                 else:  # the others, as they would have been shown
                     print(f"{path.name}: warning: {w.message}", file=sys.stderr)
-            vat = codec.unpack_for(data, net)
+            # With --also-model the file may name another model: decode it with the one it names (bundled or given).
+            fnet = codec.model_for_file(header_info(data), None) if args.also_model else net
+            vat = codec.unpack_for(data, fnet)
             # A cut, completed file (coder 4) decodes soft tokens: the loss of its indices alone means nothing.
-            loss = float("nan") if vat.completed else effort.indices_loss(net, vat.indices, samples)
+            loss = float("nan") if vat.completed else effort.indices_loss(fnet, vat.indices, samples)
             row.update(scales=len(vat.indices), tokens=sum(map(len, vat.indices)), bytes=len(data), loss=loss)
             row["level"] = header_info(data).get("level_offset", 0.0)
+            row["model_id"] = header_info(data)["model_id"]
             t = time.perf_counter()
             try:
-                mesh = codec.decode(data, model=net, resolution=args.resolution)
+                mesh = codec.decode(data, model=fnet, resolution=args.resolution)
             except VatError as exc:  # an empty decoded shape scores F = 0
                 mesh, row["error"] = None, str(exc)
             row["decode_s"] = time.perf_counter() - t
@@ -165,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--tries", type=int, default=1, help="encode(tries=K): surface samplings tried per file"
+    )
+    parser.add_argument(
+        "--also-model", action="append", default=[], help="encode(also_models=...), repeatable"
     )
     parser.add_argument(
         "--reverse",

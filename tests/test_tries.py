@@ -86,3 +86,28 @@ def test_cli_tries_writes_the_library_file(shape, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == codec.encode(src, model=str(ckpt), tries=3)
+
+
+# --- the choice between models (`also_models`, `--also-model`) ---------------------------------------------------
+
+
+def test_also_models_keep_the_file_that_decodes_best(net, shape):
+    """Each model writes its own file with the same options; the better quick F wins, whichever model is first."""
+    other = tiny_model(1)
+    files = [codec.encode(shape, model=m) for m in (net, other)]
+    scores = [quick(m, shape, d) for m, d in zip((net, other), files, strict=True)]
+    assert scores[0] != scores[1], "the two models must decode differently, or this test shows nothing"
+    best = files[int(scores[1] > scores[0])]
+    assert codec.encode(shape, model=net, also_models=(other,)) == best
+    assert codec.encode(shape, model=other, also_models=(net,)) == best
+    with pytest.raises(VatError, match="--also-model does not combine with --quality"):
+        codec.encode(shape, model=net, also_models=(other,), quality=0.5)
+
+
+def test_a_bundled_model_loads_by_name():
+    from vatcodec.codec.models import model_id_of, weights_dir
+
+    by_name = codec.get_model("vat-tp2q")
+    assert model_id_of(by_name) == model_id_of(codec.get_model(weights_dir() / "vat-tp2q.safetensors"))
+    with pytest.raises(VatError, match="model checkpoint not found"):
+        codec.get_model("no-such-model")

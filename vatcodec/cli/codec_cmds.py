@@ -248,6 +248,15 @@ def encode_cmd(
             " (quick F-score; about 1 s a try; +0.02 F on validation with 8). Decoders need nothing more.",
         ),
     ] = 1,
+    also_model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--also-model",
+            metavar="CKPT",
+            help="Also encode with this model (a checkpoint or a bundled name such as vat-tp2q; repeatable) and keep"
+            " the file whose decode scores best against the input. Decoders need the chosen model.",
+        ),
+    ] = None,
     seed: Annotated[
         int,
         typer.Option("--seed", metavar="N", help="Seed of all sampling; the same seed gives the same bytes."),
@@ -280,6 +289,7 @@ def encode_cmd(
         "quality": quality,
         "level_search": level_search,
         "tries": tries,
+        "also_models": tuple(also_model or ()),
         "seed": seed,
         "device": device,
         "max_faces": max_faces,

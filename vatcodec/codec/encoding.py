@@ -33,7 +33,7 @@ from vatcodec.codec.models import (
     resolve_model,
 )
 from vatcodec.codec.packing import check_options, pack_smallest
-from vatcodec.codec.tries import FirstFile, best_completion, best_try
+from vatcodec.codec.tries import FirstFile, best_completion, best_model_file, best_try
 from vatcodec.errors import VatError
 
 EFFORT_LEVELS = (0, 1, 2, 3)  # the same as vatcodec.codec.effort's, kept here so option checks import no more
@@ -101,6 +101,7 @@ def encode(
     max_faces: int | None = None,
     level_search: bool | None = None,
     tries: int = 1,
+    also_models: tuple = (),
 ) -> bytes:
     """Compress a mesh into .vat bytes; the same input, model and options always give the same bytes.
 
@@ -148,6 +149,9 @@ def encode(
             whose file (as effort 0 writes it, budget and completion included) has the best quick F-score
             against the input, before the level search and any refinement; about 1 s a try. The decoder needs
             nothing more. Not used with `quality`.
+        also_models: other models (VATs, checkpoint paths or bundled names such as "vat-tp2q") to encode with
+            too, with the same options; the file whose decode has the best quick F-score against the input wins
+            (`best_model_file`). A file names its model: decoders need the chosen one. Not with `quality`.
 
     Raises:
         MeshError: the mesh cannot be loaded or is invalid.
@@ -156,6 +160,17 @@ def encode(
     from vatcodec.geometry.mesh_io import normalize_mesh
     from vatcodec.geometry.sampling import sample_surface
 
+    if also_models:
+        if quality is not None:
+            raise VatError("--also-model does not combine with --quality")
+        mesh = as_mesh(mesh_or_path, max_faces)
+        options = dict(
+            scales=scales, max_bytes=max_bytes, coder=coder, seed=seed, effort=effort, device=device
+        )
+        options.update(time_limit=time_limit, progress=progress, level_search=level_search, tries=tries)
+        return best_model_file(
+            mesh, [model, *also_models], lambda m: encode(mesh, model=m, **options), device
+        )
     start = time.monotonic()
     limit = effective_time_limit(effort, time_limit)
     deadline = None if limit is None else start + limit

@@ -101,6 +101,8 @@ def clear_model_cache() -> None:
 def get_model(path: str | os.PathLike | None = None, device: str = "cpu") -> VAT:
     """The model of a checkpoint (the shipped default when `path` is None), loaded once per process and device.
 
+    `path` may also name a bundled model (`vat-tp`, `vat-tp2q`: a file of `vatcodec/weights/` without its suffix).
+
     Raises:
         VatError: the checkpoint is missing or unreadable.
     """
@@ -109,6 +111,8 @@ def get_model(path: str | os.PathLike | None = None, device: str = "cpu") -> VAT
         if not path.is_file():
             raise VatError(f"the default model is missing ({path}); pass a checkpoint with --model PATH")
     path = Path(path)
+    if not path.exists() and (weights_dir() / f"{path}.safetensors").is_file():  # a bundled model by name
+        path = weights_dir() / f"{path}.safetensors"
     try:
         st = path.resolve().stat()
     except OSError:

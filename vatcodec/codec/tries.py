@@ -83,3 +83,35 @@ def best_completion(net: VAT, mesh_unit, plain: list, idx_cut: list | None, fits
     score = QuickScorer(mesh_unit)
     scores = [score.at_levels(net, idx_L, completed)(0.0) for idx_L, completed in candidates]
     return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -i))]
+
+
+def best_model_file(mesh, models: list, encode_with, device: str | None = None) -> bytes:
+    """The file, among one per model (`encode_with(model)`), whose decode has the best quick F against `mesh`.
+
+    A file names its model, so any decoder holding the chosen model reads it. Models differ per mesh by far more
+    than their means (vat-tp2 and vat-tp2q: 0.15 F per mesh, 0.551 against 0.544 on the test split), so the pick
+    gains where neither model does (0.589, docs/tokenizer.md "Session 17"). Ties keep the first model; an
+    alternative that cannot write the file (a budget below its one-scale file) is skipped.
+    """
+    from vatcodec.codec.bitstream import level_offset
+    from vatcodec.codec.decoding import unpack_for
+    from vatcodec.codec.models import resolve_model
+    from vatcodec.codec.quick_score import QuickScorer
+    from vatcodec.errors import VatError
+    from vatcodec.geometry.mesh_io import normalize_mesh
+
+    score = QuickScorer(normalize_mesh(mesh)[0])
+    best, best_score = None, -1.0
+    for i, m in enumerate(models):
+        try:
+            data = encode_with(m)
+        except VatError:
+            if i == 0:
+                raise
+            continue
+        net = resolve_model(m, device)
+        vat = unpack_for(data, net)
+        s = score.at_levels(net, vat.indices, vat.completed)(level_offset(vat))
+        if s > best_score:
+            best, best_score = data, s
+    return best
