@@ -87,7 +87,7 @@ def measure(
                 else:  # the others, as they would have been shown
                     print(f"{path.name}: warning: {w.message}", file=sys.stderr)
             # With --also-model the file may name another model: decode it with the one it names (bundled or given).
-            fnet = codec.model_for_file(header_info(data), None) if args.also_model else net
+            fnet = codec.model_for_file(header_info(data), None if args.also_model else net)
             vat = codec.unpack_for(data, fnet)
             # A cut, completed file (coder 4) decodes soft tokens: the loss of its indices alone means nothing.
             loss = float("nan") if vat.completed else effort.indices_loss(fnet, vat.indices, samples)
