@@ -1,4 +1,4 @@
-"""User-facing error types: anything raised as a VatError is printed as one line by the CLI."""
+"""User-facing error and warning types: a VatError or an EncodeWarning is printed as one line by the CLI."""
 
 
 class VatError(Exception):
@@ -15,3 +15,15 @@ class EmptyShapeError(VatError):
 
 class BitstreamError(VatError):
     """A .vat file is truncated, corrupt, foreign or of an unsupported version."""
+
+
+class EncodeWarning(UserWarning):
+    """Something the user should know about a file that was written all the same (one line on the CLI)."""
+
+
+class QualityWarning(EncodeWarning):
+    """`encode(quality=F)` did not reach F: the file returned is the best one it measured."""
+
+
+class TimeLimitWarning(EncodeWarning):
+    """Effort refinement stopped at its time limit: the file holds the best tokens found by then."""

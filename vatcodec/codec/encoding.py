@@ -33,25 +33,14 @@ from vatcodec.codec.models import (
     resolve_model,
 )
 from vatcodec.codec.packing import check_options, pack_smallest
+from vatcodec.codec.quality import encode_for_quality
 from vatcodec.codec.tries import FirstFile, best_completion, best_model_file, best_try
-from vatcodec.errors import VatError
+from vatcodec.errors import EncodeWarning, QualityWarning, TimeLimitWarning, VatError  # noqa: F401 (re-exported)
 
 EFFORT_LEVELS = (0, 1, 2, 3)  # the same as vatcodec.codec.effort's, kept here so option checks import no more
 LEVEL_BYTES = 3  # what a surface-level extension adds to a file (tag, length, value)
 MAX_TRIES = 64  # surface samplings an encode may try (`tries`)
 TIGHT_BUDGET = 0.9  # effort > 0 also refines one scale fewer when the effort-0 file fills 90% of max_bytes
-
-
-class EncodeWarning(UserWarning):
-    """Something the user should know about a file that was written all the same (one line on the CLI)."""
-
-
-class QualityWarning(EncodeWarning):
-    """`encode(quality=F)` did not reach F: the file returned is the best one it measured."""
-
-
-class TimeLimitWarning(EncodeWarning):
-    """Effort refinement stopped at its time limit: the file holds the best tokens found by then."""
 
 
 # Default `time_limit` of each effort level, in seconds per file: the refinement keeps the best tokens seen, so
@@ -349,7 +338,7 @@ def encode(
         return candidates[max(range(len(candidates)), key=lambda i: (scores[i], -candidates[i][1]))][0]
 
     if quality is not None:
-        out = _encode_for_quality(
+        out = encode_for_quality(
             lambda n, until: best_of([n], until), packed,
             lambda data: _fscore(data, net, unit, norm, quality_resolution), top, quality, deadline, progress,
         )  # fmt: skip
@@ -374,42 +363,3 @@ def encode(
             stacklevel=2,
         )
     return out
-
-
-def _encode_for_quality(indices_for, packed, measure, top: int, quality: float, deadline, progress) -> bytes:
-    """Bisection over prefixes 1..top for the smallest whose measured F reaches `quality`; `top` goes first.
-
-    Probing the largest prefix first settles the unreachable case in one probe. Under a time limit each probe's
-    refinement gets an equal share of the time left, and the search stops once the limit has passed.
-    """
-
-    def probe(n: int, probes_left: int) -> tuple[bytes, float]:
-        until = None if deadline is None else time.monotonic() + (deadline - time.monotonic()) / probes_left
-        if progress is not None:
-            progress(0.0, f"quality: {n} scales")
-        idx_L = indices_for(n, until)
-        if progress is not None:
-            progress(1.0, f"quality: measuring F of {n} scales")
-        f = measure(packed(idx_L))
-        return packed(idx_L, f), f
-
-    data, f = probe(top, 1 + math.ceil(math.log2(top)))
-    if f < quality:
-        cut = deadline is not None and time.monotonic() >= deadline
-        warnings.warn(
-            QualityWarning(
-                f"F-score {quality:g} is not reached{' within the time limit' if cut else ''}: the largest"
-                f" file ({top} scales, {len(data)} bytes) measures F = {f:.4f}; wrote it"
-            ),
-            stacklevel=3,
-        )
-        return data
-    lo, hi = 1, top - 1  # the smallest reaching prefix is in lo..hi, or it is the best one found so far
-    while lo <= hi and (deadline is None or time.monotonic() < deadline):
-        n = (lo + hi) // 2
-        candidate, f = probe(n, math.ceil(math.log2(hi - lo + 2)))
-        if f >= quality:
-            data, hi = candidate, n - 1
-        else:
-            lo = n + 1
-    return data
