@@ -142,15 +142,28 @@ def test_a_context_file_needs_its_prior_and_fails_the_check_under_another(coded,
         codec.encode(np.zeros(1), model=tiny_model(), coder="context")
 
 
-def test_the_shipped_model_codes_in_fewer_bytes_with_its_prior():
-    """The shipped tokenizer and prior: `auto` picks the context coder, for the same decoded shape as range."""
+@pytest.mark.parametrize("name", ["vat-tp2", "vat-tp2q"])
+def test_each_shipped_prior_codes_its_model_in_fewer_bytes(name):
+    """A bundled tokenizer with a bundled prior: `auto` picks the context coder, for the same shape as range."""
     from test_learning_table import table_mesh
 
     from vatcodec import codec
     from vatcodec.codec.bitstream import header_info
 
+    model = None if name == "vat-tp2" else codec.get_model(name)  # None: the shipped default
     mesh = table_mesh()
-    auto, rng = codec.encode(mesh), codec.encode(mesh, coder="range")
+    auto, rng = codec.encode(mesh, model=model), codec.encode(mesh, model=model, coder="range")
     assert header_info(auto)["coder"] == "context" and len(auto) < 0.85 * len(rng)
-    a, b = codec.decode(auto, resolution=64), codec.decode(rng, resolution=64)
+    a, b = codec.decode(auto, model=model, resolution=64), codec.decode(rng, model=model, resolution=64)
     assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.faces, b.faces)
+
+
+def test_every_shipped_prior_belongs_to_a_shipped_tokenizer():
+    """A prior is found by its tokenizer's id; one whose tokenizer is not bundled would be dead weight."""
+    from vatcodec.codec.models import PRIOR_SUFFIX, _bundled_priors, get_model, model_id_of, weights_dir
+
+    tokenizers = [p for p in weights_dir().glob("vat-*.safetensors") if not p.name.endswith(PRIOR_SUFFIX)]
+    ids = {model_id_of(get_model(p)).hex() for p in tokenizers}
+    priors = _bundled_priors()
+    assert len(priors) == len(list(weights_dir().glob("*" + PRIOR_SUFFIX))) >= 2
+    assert set(priors) <= ids
