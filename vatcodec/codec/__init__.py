@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from vatcodec.errors import EncodeWarning, QualityWarning, TimeLimitWarning  # no torch: imported eagerly
+
 _API = {
     "DecodeResult": "batch",
     "EncodeResult": "batch",
@@ -24,9 +26,6 @@ _API = {
     "CODER_CHOICES": "packing",
     "EFFORT_LEVELS": "encoding",
     "TIGHT_BUDGET": "encoding",
-    "QualityWarning": "encoding",
-    "EncodeWarning": "encoding",
-    "TimeLimitWarning": "encoding",
     "DEFAULT_TIME_LIMITS": "encoding",
     "encode": "encoding",
     "choose_level": "level",
@@ -98,9 +97,6 @@ if TYPE_CHECKING:
         DEFAULT_TIME_LIMITS,
         EFFORT_LEVELS,
         TIGHT_BUDGET,
-        EncodeWarning,
-        QualityWarning,
-        TimeLimitWarning,
         encode,
     )
     from vatcodec.codec.models import (

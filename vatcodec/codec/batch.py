@@ -17,13 +17,12 @@ from vatcodec.codec.bitstream import (
 )
 from vatcodec.codec.encoding import (
     QUALITY_RESOLUTION,
-    EncodeWarning,
     _check_effort_options,
     encode,
 )
 from vatcodec.codec.models import resolve_model
 from vatcodec.codec.packing import check_options
-from vatcodec.errors import VatError
+from vatcodec.errors import EncodeWarning, VatError
 from vatcodec.threads import choose_threads, use_threads
 
 if TYPE_CHECKING:

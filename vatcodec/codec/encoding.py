@@ -35,7 +35,7 @@ from vatcodec.codec.models import (
 from vatcodec.codec.packing import check_options, pack_smallest
 from vatcodec.codec.quality import encode_for_quality
 from vatcodec.codec.tries import FirstFile, best_completion, best_model_file, best_try
-from vatcodec.errors import EncodeWarning, QualityWarning, TimeLimitWarning, VatError  # noqa: F401 (re-exported)
+from vatcodec.errors import TimeLimitWarning, VatError
 
 EFFORT_LEVELS = (0, 1, 2, 3)  # the same as vatcodec.codec.effort's, kept here so option checks import no more
 LEVEL_BYTES = 3  # what a surface-level extension adds to a file (tag, length, value)

@@ -1,4 +1,4 @@
-"""Encode-time choices among candidate files by quick F: surface samplings (`best_try`) and completion."""
+"""Encode-time choices among candidate files by quick F: surface samplings, completion, and models."""
 
 from __future__ import annotations
 
