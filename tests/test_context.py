@@ -1,5 +1,8 @@
 """Context coding: integer rows from logits, per-token range coding, and a prior's round trip by scale prefix."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -167,3 +170,29 @@ def test_every_shipped_prior_belongs_to_a_shipped_tokenizer():
     priors = _bundled_priors()
     assert len(priors) == len(list(weights_dir().glob("*" + PRIOR_SUFFIX))) >= 2
     assert set(priors) <= ids
+
+
+GOLDEN = Path(__file__).parent / "golden"
+GOLDEN_INDICES = json.loads((GOLDEN / "chair-context-indices.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_INDICES))
+def test_golden_context_files_decode_to_their_indices(name):
+    """Context-coded chairs written with the shipped priors (session 19) still decode, here, to the same indices.
+
+    The rows come from float logits, so a reader on another machine or a changed prior or row rule could decode
+    other indices; the files are fixed bytes, so this is the cross-machine check CI can make (coder 3, and coder 4
+    at 256 B). Regenerating the files would hide exactly that: they are written once.
+    """
+    from vatcodec import codec
+    from vatcodec.codec.bitstream import header_info
+    from vatcodec.codec.decoding import unpack_for
+
+    expected = GOLDEN_INDICES[name]
+    data = (GOLDEN / name).read_bytes()
+    info = header_info(data)
+    assert (info["coder"], info["format"]) == (expected["coder"], expected["format"])
+    assert len(data) == expected["bytes"]
+    net = codec.get_model(None if expected["model"] == "vat-tp2" else expected["model"])
+    vat = unpack_for(data, net)
+    assert [a.tolist() for a in vat.indices] == expected["indices"]
