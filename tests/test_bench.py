@@ -91,3 +91,69 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         assert needle in result.output and result.output.count("\n") == 1, result.output
+
+
+@pytest.fixture(scope="module")
+def budget_run(quick_run: Path) -> Path:
+    """Our codec alone at byte budgets with the default encode, on the quick run's meshes."""
+    out = quick_run.parent / "budgets"
+    args = ["bench", str(quick_run / "meshes"), "-o", str(out), "--codecs", "vat", "--vat-budgets"]
+    args += ["--budgets", "16,256,4096", "-r", "128", "--no-occupancy", "--gallery", "0", "--no-plots"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_budget_mode_fits_each_budget_and_loses_what_cannot_fit(budget_run: Path) -> None:
+    results = json.loads((budget_run / "results.json").read_text())
+    (curve,) = results["codecs"]
+    assert curve["name"] == "vat@bytes" and "max-bytes" in curve["description"]
+    rows = list(csv.DictReader((budget_run / "per_mesh.csv").open()))
+    assert sorted({int(r["rate"]) for r in rows}) == [16, 256, 4096] and len(rows) == 3 * 3
+    for r in rows:
+        if int(r["rate"]) == 16:  # below any one-scale file: lost, as a baseline with nothing that fits
+            assert r["bytes"] == "" and float(r["fscore"]) == 0.0 and "cannot fit in 16 bytes" in r["error"]
+        else:
+            assert 0 < int(r["bytes"]) <= int(r["rate"]) and float(r["fscore"]) > 0
+
+
+def test_budget_mode_at_a_budget_the_stream_fits_scores_the_full_prefix(
+    quick_run: Path, budget_run: Path
+) -> None:
+    """4 KB holds the whole stream: the same file as the full prefix, so the same bytes and F for every mesh."""
+    full = {}
+    for r in csv.DictReader((quick_run / "per_mesh.csv").open()):
+        if r["codec"] == "vat" and (r["mesh"] not in full or int(r["rate"]) > int(full[r["mesh"]]["rate"])):
+            full[r["mesh"]] = r
+    at_4k = {
+        r["mesh"]: r for r in csv.DictReader((budget_run / "per_mesh.csv").open()) if r["rate"] == "4096"
+    }
+    assert set(at_4k) == set(full)
+    for mesh, r in at_4k.items():
+        assert (r["bytes"], r["fscore"]) == (full[mesh]["bytes"], full[mesh]["fscore"]), mesh
+
+
+def test_budget_mode_with_another_model_decodes_each_file_with_the_model_it_names(quick_run: Path) -> None:
+    out = quick_run.parent / "budgets-also"
+    args = ["bench", str(quick_run / "meshes"), "-o", str(out), "--codecs", "vat,draco", "--vat-budgets"]
+    args += ["--budgets", "256", "-r", "64", "--also-model", "vat-tp2q", "--no-occupancy", "--gallery", "1"]
+    result = CliRunner().invoke(app, [*args, "--no-plots"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert [c["name"] for c in results["codecs"]][0] == "vat@bytes,also=vat-tp2q" and results["errors"] == []
+    rows = [r for r in csv.DictReader((out / "per_mesh.csv").open()) if r["codec"].startswith("vat")]
+    assert len(rows) == 3 and all(0 < int(r["bytes"]) <= 256 and float(r["fscore"]) > 0 for r in rows)
+    written = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert {r["also_model"] for rec in written for r in rec["rows"] if "also_model" in r} <= {"", "vat-tp2q"}
+    assert (out / "gallery.png").stat().st_size > 0
+
+
+def test_encode_options_need_budget_mode(tmp_path: Path) -> None:
+    for extra, needle in [
+        (["--tries", "2"], "--vat-budgets only"),
+        (["--vat-budgets", "--prefixes", "3"], "exclude"),
+    ]:
+        result = CliRunner().invoke(app, ["bench", "--quick", "-o", str(tmp_path / "o"), *extra])
+        assert result.exit_code == 2 and needle in result.output and result.output.count("\n") == 1, (
+            result.output
+        )

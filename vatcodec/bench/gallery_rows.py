@@ -14,12 +14,16 @@ def _three_rates(prefixes: list[int]) -> list[int]:
 def write_gallery(paths: list[Path], root: Path, out_path: Path, opts, records: list[dict]) -> None:
     """Renders `paths` (at most a few meshes) with the first model of `opts` into one PNG at `out_path`."""
     from vatcodec.baselines import DracoBaseline
+    from vatcodec.bench.measure import encode_at_budget, writers_of
     from vatcodec.codec import decode, encode, get_model
+    from vatcodec.errors import VatError
     from vatcodec.geometry.mesh_io import load_mesh
     from vatcodec.views.gallery import make_gallery
 
     model = (opts.models or [None])[0]
     net = get_model(model)
+    options = opts.encode_options()
+    writers = writers_of(net, options)
     prefixes = opts.prefixes_for(len(net.cfg.schedule))
     rows = []
     for p in paths:
@@ -27,13 +31,22 @@ def write_gallery(paths: list[Path], root: Path, out_path: Path, opts, records: 
         tiles = [("original", ref)]
         draco = DracoBaseline(ref) if "draco" in opts.codecs else None
         sizes = []
-        for n in _three_rates(prefixes):
-            data = encode(ref, model=net, scales=n)
+        for n in _three_rates(list(opts.budgets) if opts.vat_budgets else prefixes):
             try:
-                mesh = decode(data, model=net, resolution=opts.resolution)
+                if opts.vat_budgets:  # what the measured rows encoded: the same budget and options
+                    data, _, writer = encode_at_budget(ref, net, n, options, writers)
+                    caption = f"VAT <= {n} B: {len(data)} B"
+                else:
+                    data, writer = encode(ref, model=net, scales=n), net
+                    caption = f"VAT {n} scales, {len(data)} B"
+            except VatError:  # a budget below the smallest file
+                tiles.append((f"VAT <= {n} B: nothing fits", None))
+                continue
+            try:
+                mesh = decode(data, model=writer, resolution=opts.resolution)
             except Exception:  # noqa: BLE001 - an empty decode shows as a failed tile
                 mesh = None
-            tiles.append((f"VAT {n} scales, {len(data)} B", mesh))
+            tiles.append((caption, mesh))
             sizes.append(len(data))
         for b in sizes if draco else []:
             res = draco.at_budget(b)

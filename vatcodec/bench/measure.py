@@ -1,4 +1,4 @@
-"""Per-mesh measurements of the benchmark: our codec at every scale prefix, tokenizer occupancy, baselines.
+"""Per-mesh measurements of the benchmark: our codec at scale prefixes or byte budgets, occupancy, baselines.
 
 Every function returns plain-JSON rows. Surface metrics use the dense point-to-surface protocol of
 `vatcodec.geometry.metrics` (F-score at tau = 0.01, Chamfer, normal consistency) in the REFERENCE mesh's unit-cube
@@ -11,6 +11,7 @@ import json
 import os
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -79,6 +80,84 @@ def measure_vat(path: str, name: str, net, codec: str, prefixes: list[int], reso
                 decode_s=t_dec,
                 faces=0 if mesh is None else len(mesh.faces),
                 tokens=int(sum(net.cfg.schedule[:n])),
+                error=error,
+                peak_rss_mb=_peak_rss_mb(),
+                threads=torch.get_num_threads(),
+            )
+        )
+    return rows
+
+
+def writers_of(net, options: dict) -> list[tuple[str, object]]:
+    """(label, model) of every model a budget-mode encode may write with: the codec's own ("") and `also_models`."""
+    from vatcodec.codec import get_model
+
+    return [("", net)] + [(Path(m).stem, get_model(m)) for m in options.get("also_models", ())]
+
+
+def encode_at_budget(ref, net, budget: int, options: dict, writers: list) -> tuple[bytes, str, object]:
+    """`encode(ref, max_bytes=budget, **options)` and the (label, model) of `writers` that the file names.
+
+    Raises:
+        VatError: the budget is below the smallest file the model can write.
+    """
+    from vatcodec.codec import encode
+    from vatcodec.codec.bitstream import header_info
+    from vatcodec.codec.models import file_model_id
+
+    data = encode(ref, model=net, max_bytes=budget, **options)
+    info = header_info(data)
+    label, writer = next(w for w in writers if file_model_id(w[1], info["coder"]).hex() == info["model_id"])
+    return data, label, writer
+
+
+def measure_vat_budgets(
+    path: str, name: str, net, codec: str, budgets: list[int], resolution: int, options: dict
+) -> list[dict]:
+    """Rows of our codec for one mesh at each byte budget: what `vatcodec encode --max-bytes B` writes with
+    `options` (effort, level search, tries, other models), decoded by the model the file names.
+
+    A budget below the smallest file the model can write counts as lost (F = 0, no bytes), as for the baselines.
+    """
+    import torch
+
+    from vatcodec.codec import decode
+    from vatcodec.codec.bitstream import header_info
+    from vatcodec.errors import VatError
+    from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
+
+    ref = load_mesh(path)
+    ref_unit, norm = normalize_mesh(ref)
+    writers = writers_of(net, options)
+    rows = []
+    for budget in budgets:
+        t = time.perf_counter()
+        try:
+            data, label, writer = encode_at_budget(ref, net, budget, options, writers)
+        except VatError as exc:  # below the smallest file: lost, as a baseline with nothing that fits
+            rows.append(_row(name, path, codec, budget, None, decoded_surface_metrics(None, ref_unit, norm),
+                             error=str(exc)))  # fmt: skip
+            continue
+        t_enc = time.perf_counter() - t
+        t = time.perf_counter()
+        try:
+            mesh, error = decode(data, model=writer, resolution=resolution), None
+        except VatError as exc:  # an empty decode is a measured failure, not a crash
+            mesh, error = None, str(exc)
+        t_dec = time.perf_counter() - t
+        rows.append(
+            _row(
+                name,
+                path,
+                codec,
+                budget,
+                len(data),
+                decoded_surface_metrics(mesh, ref_unit, norm),
+                encode_s=t_enc,
+                decode_s=t_dec,
+                faces=0 if mesh is None else len(mesh.faces),
+                scales=header_info(data)["scales_present"],
+                also_model=label,  # which of --also-model wrote the file ("": the codec's own model)
                 error=error,
                 peak_rss_mb=_peak_rss_mb(),
                 threads=torch.get_num_threads(),

@@ -65,8 +65,9 @@ def _classical_best(rows: list[dict]) -> list[dict]:
 
 
 def _speed(rows: list[dict]) -> dict:
+    rows = [r for r in rows if r["bytes"] is not None]  # a budget nothing fits wrote no file
     full = {}
-    for r in rows:  # the longest prefix of each mesh: the full file
+    for r in rows:  # the longest prefix (or largest budget) of each mesh: the full file
         if r["mesh"] not in full or r["rate"] > full[r["mesh"]]["rate"]:
             full[r["mesh"]] = r
     enc = [r["encode_s"] for r in full.values()]
@@ -98,7 +99,11 @@ def build_results(records: list[dict], meta: dict) -> dict:
     codecs = sorted({r["codec"] for r in rows}, key=lambda c: (not c.startswith("vat"), c))
     curves = []
     for c in codecs:
-        desc = DESCRIPTIONS.get(c, f"VAT tokenizer {c}: every scale prefix, rate = number of scales")
+        desc = DESCRIPTIONS.get(c) or (
+            f"VAT tokenizer {c}: `vatcodec encode --max-bytes B` at each budget, rate = B"
+            if "@bytes" in c
+            else f"VAT tokenizer {c}: every scale prefix, rate = number of scales"
+        )
         curves.append(_curve([r for r in rows if r["codec"] == c], c, desc))
     best = _classical_best(rows)
     if best:

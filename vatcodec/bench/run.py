@@ -41,6 +41,32 @@ class BenchOptions:
     pages: int = 0  # `vatcodec view` pages (pages/<mesh>.html) for the first N gallery meshes
     plots: bool = True  # draw PNG/SVG plots
     quick: bool = False  # smoke run: three small meshes, few rates
+    vat_budgets: bool = (
+        False  # our codec at the baselines' byte budgets (`encode --max-bytes B`), not at prefixes
+    )
+    effort: int = (
+        0  # budget mode: encoder effort (0-3; 1-3 run with no time limit, so rows do not depend on load)
+    )
+    level_search: bool | None = None  # budget mode: `encode --level-search` (None: the effort's default)
+    tries: int = 1  # budget mode: `encode --tries K`
+    also_models: list[str] = field(default_factory=list)  # budget mode: `encode --also-model` (repeatable)
+
+    def encode_options(self) -> dict:
+        """Keywords of `codec.encode` that budget mode adds to `max_bytes` (time_limit 0: rows independent of load)."""
+        return dict(
+            effort=self.effort, time_limit=0 if self.effort else None, level_search=self.level_search,
+            tries=self.tries, also_models=tuple(self.also_models),
+        )  # fmt: skip
+
+    def vat_suffix(self) -> str:
+        """What budget mode adds to our codec's name, so that each set of encode options is its own curve."""
+        if not self.vat_budgets:
+            return ""
+        parts = ["@bytes"] + ([f"effort={self.effort}"] if self.effort else [])
+        if self.level_search is not None:
+            parts.append("level-search" if self.level_search else "no-level-search")
+        parts += [f"tries={self.tries}"] if self.tries > 1 else []
+        return ",".join(parts + [f"also={Path(m).stem}" for m in self.also_models])
 
     def prefixes_for(self, num_scales: int) -> list[int]:
         """The scale prefixes to measure for a model of `num_scales` scales (quick: 5 spread up to the full stream)."""
@@ -107,9 +133,20 @@ def _run_job(job: dict) -> dict:
     try:
         if job["kind"] == "vat":
             net = get_model(job["model"])
-            out["rows"] = measure.measure_vat(
-                job["path"], job["mesh"], net, job["codec"], job["prefixes"], job["resolution"]
-            )
+            if job["budgets"]:
+                out["rows"] = measure.measure_vat_budgets(
+                    job["path"],
+                    job["mesh"],
+                    net,
+                    job["codec"],
+                    job["budgets"],
+                    job["resolution"],
+                    job["encode"],
+                )
+            else:
+                out["rows"] = measure.measure_vat(
+                    job["path"], job["mesh"], net, job["codec"], job["prefixes"], job["resolution"]
+                )
             if job["occupancy"]:
                 out["occupancy"] = measure.measure_occupancy(
                     job["path"], job["mesh"], net, job["codec"], job["prefixes"]
@@ -125,8 +162,8 @@ def _run_job(job: dict) -> dict:
 # --- driver ----------------------------------------------------------------------------------------------
 
 
-def _codec_name(model: str | None) -> str:
-    return "vat" if model is None else "vat:" + Path(model).stem
+def _codec_name(model: str | None, opts: BenchOptions) -> str:
+    return ("vat" if model is None else "vat:" + Path(model).stem) + opts.vat_suffix()
 
 
 def _jobs(opts: BenchOptions, paths: list[Path], root: Path, schedules: dict) -> list[dict]:
@@ -143,9 +180,11 @@ def _jobs(opts: BenchOptions, paths: list[Path], root: Path, schedules: dict) ->
                             kind="vat",
                             path=str(p),
                             mesh=name,
-                            codec=_codec_name(m),
+                            codec=_codec_name(m, opts),
                             model=m,
                             prefixes=prefixes,
+                            budgets=list(opts.budgets) if opts.vat_budgets else [],
+                            encode=opts.encode_options(),
                             resolution=opts.resolution,
                             occupancy=opts.occupancy,
                         )
@@ -180,6 +219,14 @@ def run_bench(opts: BenchOptions, progress: bool = True) -> dict:
         raise VatError(f"unknown codec(s) {', '.join(sorted(unknown))} (choose from vat, draco, voxel)")
     if opts.jobs < 1:
         raise VatError(f"jobs must be >= 1, got {opts.jobs}")
+    if not opts.vat_budgets and (
+        opts.effort or opts.level_search is not None or opts.tries > 1 or opts.also_models
+    ):
+        raise VatError("--effort, --level-search, --tries and --also-model apply to --vat-budgets only")
+    if opts.vat_budgets and opts.prefixes:
+        raise VatError("--prefixes and --vat-budgets exclude each other: budget mode measures at --budgets")
+    if not 0 <= opts.effort <= 3 or opts.tries < 1:
+        raise VatError(f"effort must be 0-3 and tries >= 1, got {opts.effort} and {opts.tries}")
     out = Path(opts.out)
     if opts.quick:
         root = out / "meshes"

@@ -62,6 +62,33 @@ def bench_cmd(
         int,
         typer.Option("--pages", metavar="N", help="`vatcodec view` pages for the first N gallery meshes."),
     ] = 0,
+    vat_budgets: Annotated[
+        bool,
+        typer.Option(
+            "--vat-budgets",
+            help="Measure our codec at the --budgets (`encode --max-bytes B`, the default coder filling each"
+            " budget) instead of at scale prefixes; with the encode options below.",
+        ),
+    ] = False,
+    effort: Annotated[
+        int,
+        typer.Option(
+            "--effort", "-e", metavar="0-3", help="With --vat-budgets: encoder effort (no time limit)."
+        ),
+    ] = 0,
+    level_search: Annotated[
+        bool | None,
+        typer.Option(
+            "--level-search/--no-level-search", help="With --vat-budgets: as for encode.", show_default=False
+        ),
+    ] = None,
+    tries: Annotated[
+        int, typer.Option("--tries", metavar="K", help="With --vat-budgets: as for encode.")
+    ] = 1,
+    also_model: Annotated[
+        list[str] | None,
+        typer.Option("--also-model", metavar="CKPT", help="With --vat-budgets: as for encode (repeatable)."),
+    ] = None,
     threads: ThreadsOption = None,
 ) -> None:
     """Rate-distortion of our codec against simplify+Draco and voxels+zstd; resumes from OUT/rows.jsonl."""
@@ -87,6 +114,11 @@ def bench_cmd(
         pages=pages,
         plots=plots,
         quick=quick,
+        vat_budgets=vat_budgets,
+        effort=effort,
+        level_search=level_search,
+        tries=tries,
+        also_models=list(also_model or []),
     )
     if quick and resolution == 256:
         opts.resolution = 128
