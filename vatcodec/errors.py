@@ -13,6 +13,10 @@ class EmptyShapeError(VatError):
     """A decoded occupancy field has no surface: a valid file, but nothing to mesh."""
 
 
+class BudgetError(VatError):
+    """A byte budget below the smallest file the model can write (its one-scale file)."""
+
+
 class BitstreamError(VatError):
     """A .vat file is truncated, corrupt, foreign or of an unsupported version."""
 

@@ -16,7 +16,7 @@ def write_gallery(paths: list[Path], root: Path, out_path: Path, opts, records: 
     from vatcodec.baselines import DracoBaseline
     from vatcodec.bench.measure import encode_at_budget, writers_of
     from vatcodec.codec import decode, encode, get_model
-    from vatcodec.errors import VatError
+    from vatcodec.errors import BudgetError
     from vatcodec.geometry.mesh_io import load_mesh
     from vatcodec.views.gallery import make_gallery
 
@@ -31,7 +31,7 @@ def write_gallery(paths: list[Path], root: Path, out_path: Path, opts, records: 
         tiles = [("original", ref)]
         draco = DracoBaseline(ref) if "draco" in opts.codecs else None
         sizes = []
-        for n in _three_rates(list(opts.budgets) if opts.vat_budgets else prefixes):
+        for n in _three_rates(sorted(set(opts.budgets)) if opts.vat_budgets else prefixes):
             try:
                 if opts.vat_budgets:  # what the measured rows encoded: the same budget and options
                     data, _, writer = encode_at_budget(ref, net, n, options, writers)
@@ -39,15 +39,16 @@ def write_gallery(paths: list[Path], root: Path, out_path: Path, opts, records: 
                 else:
                     data, writer = encode(ref, model=net, scales=n), net
                     caption = f"VAT {n} scales, {len(data)} B"
-            except VatError:  # a budget below the smallest file
+            except BudgetError:
                 tiles.append((f"VAT <= {n} B: nothing fits", None))
+                sizes.append(n)
                 continue
             try:
                 mesh = decode(data, model=writer, resolution=opts.resolution)
             except Exception:  # noqa: BLE001 - an empty decode shows as a failed tile
                 mesh = None
             tiles.append((caption, mesh))
-            sizes.append(len(data))
+            sizes.append(n if opts.vat_budgets else len(data))  # Draco at the budget, or at our bytes
         for b in sizes if draco else []:
             res = draco.at_budget(b)
             caption = f"Draco <= {b} B: nothing fits" if res is None else f"Draco {res.nbytes} B"

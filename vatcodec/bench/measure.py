@@ -99,16 +99,22 @@ def encode_at_budget(ref, net, budget: int, options: dict, writers: list) -> tup
     """`encode(ref, max_bytes=budget, **options)` and the (label, model) of `writers` that the file names.
 
     Raises:
-        VatError: the budget is below the smallest file the model can write.
+        BudgetError: the budget is below the smallest file the model can write.
     """
     from vatcodec.codec import encode
     from vatcodec.codec.bitstream import header_info
     from vatcodec.codec.models import file_model_id
+    from vatcodec.errors import VatError
 
     data = encode(ref, model=net, max_bytes=budget, **options)
     info = header_info(data)
-    label, writer = next(w for w in writers if file_model_id(w[1], info["coder"]).hex() == info["model_id"])
-    return data, label, writer
+    for label, writer in writers:
+        try:  # a model without a prior has no context-coded id: not the writer of a context file
+            if file_model_id(writer, info["coder"]).hex() == info["model_id"]:
+                return data, label, writer
+        except VatError:
+            continue
+    raise VatError(f"the encoded file names model {info['model_id']}, which none of the given models wrote")
 
 
 def measure_vat_budgets(
@@ -123,7 +129,7 @@ def measure_vat_budgets(
 
     from vatcodec.codec import decode
     from vatcodec.codec.bitstream import header_info
-    from vatcodec.errors import VatError
+    from vatcodec.errors import BudgetError
     from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
 
     ref = load_mesh(path)
@@ -134,7 +140,7 @@ def measure_vat_budgets(
         t = time.perf_counter()
         try:
             data, label, writer = encode_at_budget(ref, net, budget, options, writers)
-        except VatError as exc:  # below the smallest file: lost, as a baseline with nothing that fits
+        except BudgetError as exc:  # below the smallest file: lost, as a baseline with nothing that fits
             rows.append(_row(name, path, codec, budget, None, decoded_surface_metrics(None, ref_unit, norm),
                              error=str(exc)))  # fmt: skip
             continue
@@ -142,7 +148,7 @@ def measure_vat_budgets(
         t = time.perf_counter()
         try:
             mesh, error = decode(data, model=writer, resolution=resolution), None
-        except VatError as exc:  # an empty decode is a measured failure, not a crash
+        except Exception as exc:  # noqa: BLE001 - an empty decode is a measured failure, not a crash
             mesh, error = None, str(exc)
         t_dec = time.perf_counter() - t
         rows.append(

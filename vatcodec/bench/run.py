@@ -1,7 +1,8 @@
 """`vatcodec bench`: runs every codec on a folder of meshes with a resumable cache, then reports, plots, gallery.
 
-Work is one job per (mesh, codec); each finished job appends its rows to `<out>/rows.jsonl`, so an
-interrupted run resumes where it stopped. Reports and plots are drawn from that file alone.
+Work is one job per (mesh, codec); each finished job appends its rows and parameters to `<out>/rows.jsonl`, so an
+interrupted run resumes where it stopped, and a job whose parameters changed (budgets, prefixes, resolution,
+encode options) or that failed is redone. Reports and plots are drawn from that file alone.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class BenchOptions:
     budgets: tuple[int, ...] = BUDGETS  # byte budgets of the baselines
     prefixes: tuple[int, ...] = ()  # scale prefixes of our codec; empty = every prefix
     resolution: int = 256  # marching-cubes resolution of our decodes
-    occupancy: bool = True  # also measure the tokenizer's Accuracy / IoU / NSA / CS-IoU
+    occupancy: bool = True  # also measure the tokenizer's Accuracy / IoU / NSA / CS-IoU (prefix mode only)
     jobs: int = 1  # worker processes
     threads: int | None = None  # torch threads per worker; None: vatcodec.threads' policy
     limit: int = 0  # only the first N meshes (sorted by path); 0 = all
@@ -129,7 +130,8 @@ def _run_job(job: dict) -> dict:
     from vatcodec.codec import get_model
 
     t = time.perf_counter()
-    out = {"mesh": job["mesh"], "codec": job["codec"], "rows": [], "occupancy": None, "error": None}
+    out = {"mesh": job["mesh"], "codec": job["codec"], "params": job["params"], "rows": [], "occupancy": None}
+    out["error"] = None
     try:
         if job["kind"] == "vat":
             net = get_model(job["model"])
@@ -174,26 +176,36 @@ def _jobs(opts: BenchOptions, paths: list[Path], root: Path, schedules: dict) ->
         for codec in opts.codecs:
             if codec == "vat":
                 for m in models:
-                    prefixes = opts.prefixes_for(schedules[m])
-                    jobs.append(
-                        dict(
-                            kind="vat",
-                            path=str(p),
-                            mesh=name,
-                            codec=_codec_name(m, opts),
-                            model=m,
-                            prefixes=prefixes,
-                            budgets=list(opts.budgets) if opts.vat_budgets else [],
-                            encode=opts.encode_options(),
-                            resolution=opts.resolution,
-                            occupancy=opts.occupancy,
-                        )
+                    params = dict(
+                        prefixes=opts.prefixes_for(schedules[m]),
+                        budgets=list(opts.budgets) if opts.vat_budgets else [],
+                        encode=opts.encode_options(),
+                        resolution=opts.resolution,
+                        occupancy=opts.occupancy
+                        and not opts.vat_budgets,  # the model's, measured by prefixes
                     )
+                    jobs.append(dict(kind="vat", path=str(p), mesh=name, codec=_codec_name(m, opts), model=m,
+                                     params=params, **params))  # fmt: skip
             else:
+                params = dict(budgets=list(opts.budgets))
                 jobs.append(
-                    dict(kind="baseline", path=str(p), mesh=name, codec=codec, budgets=list(opts.budgets))
+                    dict(kind="baseline", path=str(p), mesh=name, codec=codec, params=params, **params)
                 )
     return jobs
+
+
+def _latest(records: list[dict]) -> dict[tuple[str, str], dict]:
+    """The last record of each (mesh, codec): a job redone after a change of its parameters replaces the old one."""
+    return {(r["mesh"], r["codec"]): r for r in records}
+
+
+def _is_done(record: dict | None, job: dict) -> bool:
+    """A cached record stands for `job` when it succeeded with the same parameters (records of caches written
+    before parameters were stored are taken as they are)."""
+    if record is None or record["error"]:
+        return False
+    params = record.get("params")
+    return params is None or params == json.loads(json.dumps(job["params"]))
 
 
 def _read_cache(path: Path) -> list[dict]:
@@ -239,12 +251,16 @@ def run_bench(opts: BenchOptions, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     from vatcodec.codec import get_model
 
+    for m in opts.also_models:  # a bad path fails here, in one line, not in every job
+        get_model(m)
     schedules = (
         {m: len(get_model(m).cfg.schedule) for m in (opts.models or [None])} if "vat" in opts.codecs else {}
     )
     cache = out / "rows.jsonl"
-    done = {(r["mesh"], r["codec"]) for r in _read_cache(cache)}
-    todo = [j for j in _jobs(opts, paths, root, schedules) if (j["mesh"], j["codec"]) not in done]
+    cached = _latest(_read_cache(cache))
+    todo = [
+        j for j in _jobs(opts, paths, root, schedules) if not _is_done(cached.get((j["mesh"], j["codec"])), j)
+    ]
     threads = choose_threads(opts.threads, opts.jobs)
     bar = Progress(
         TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
@@ -265,7 +281,7 @@ def run_bench(opts: BenchOptions, progress: bool = True) -> dict:
             bar.update(task, advance=1, last=f"{res['mesh']} {res['codec']} {state}")
         if opts.jobs > 1:
             pool.shutdown()
-    records = _read_cache(cache)
+    records = list(_latest(_read_cache(cache)).values())
     meta = {
         "folder": str(root),
         "options": asdict(opts),

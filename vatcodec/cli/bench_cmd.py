@@ -41,7 +41,10 @@ def bench_cmd(
         "vat,draco,voxel"
     ),
     budgets: Annotated[
-        str | None, typer.Option("--budgets", metavar="B,..", help="Baseline byte budgets [256..8192].")
+        str | None,
+        typer.Option(
+            "--budgets", metavar="B,..", help="Baseline byte budgets (ours too with --vat-budgets)."
+        ),
     ] = None,
     prefixes: Annotated[
         str | None, typer.Option("--prefixes", metavar="N,..", help="Our scale prefixes [all].")

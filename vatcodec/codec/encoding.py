@@ -35,7 +35,7 @@ from vatcodec.codec.models import (
 from vatcodec.codec.packing import check_options, pack_smallest
 from vatcodec.codec.quality import encode_for_quality
 from vatcodec.codec.tries import FirstFile, best_completion, best_model_file, best_try
-from vatcodec.errors import TimeLimitWarning, VatError
+from vatcodec.errors import BudgetError, TimeLimitWarning, VatError
 
 EFFORT_LEVELS = (0, 1, 2, 3)  # the same as vatcodec.codec.effort's, kept here so option checks import no more
 LEVEL_BYTES = 3  # what a surface-level extension adds to a file (tag, length, value)
@@ -144,7 +144,8 @@ def encode(
 
     Raises:
         MeshError: the mesh cannot be loaded or is invalid.
-        VatError: bad options, or `max_bytes` is below the size of a one-scale file.
+        BudgetError: `max_bytes` is below the size of a one-scale file (a VatError).
+        VatError: bad options.
     """
     from vatcodec.geometry.mesh_io import normalize_mesh
     from vatcodec.geometry.sampling import sample_surface
@@ -237,7 +238,7 @@ def encode(
                 if max_bytes is None or len(data) <= max_bytes:
                     break
             else:
-                raise VatError(
+                raise BudgetError(
                     f"cannot fit in {max_bytes} bytes: the smallest file (1 scale) takes {len(data)} bytes"
                 )
             # Under a budget the context coder fills it to the token, and the decoder completes the rest (coder 4).
