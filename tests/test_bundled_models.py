@@ -61,3 +61,18 @@ def test_an_unknown_model_still_names_both_ids(weights, tmp_path):
     codec_models.clear_model_cache()
     with pytest.raises(VatError, match="model id mismatch"):
         codec.decode(files["b"], resolution=24)
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(p.stem for p in codec_models.weights_dir().glob("vat-*.safetensors") if "prior" not in p.stem),
+)
+def test_every_bundled_tokenizer_is_found_by_its_files(name):
+    """Each shipped tokenizer (the default, the earlier ones and those for --also-model) writes files that decode
+    with no --model, to what its own model decodes."""
+    from test_learning_table import table_mesh
+
+    data = codec.encode(table_mesh(), model=name, max_bytes=1024)
+    assert codec.bundled_model_for(header_info(data)["model_id"]).stem == name
+    a, b = codec.decode(data, resolution=32), codec.decode(data, model=name, resolution=32)
+    assert len(a.faces) > 0 and (a.vertices == b.vertices).all()

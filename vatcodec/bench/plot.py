@@ -11,6 +11,17 @@ from pathlib import Path
 
 STYLE = {"classical-best": dict(color="black", ls="--"), "draco": dict(color="tab:orange", alpha=0.6),
          "voxel": dict(color="tab:green", alpha=0.6)}  # fmt: skip
+# Our curves, in order: none of the baselines' colours, so that a second VAT curve is not read as Draco's.
+VAT_COLORS = (
+    "tab:blue",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:cyan",
+    "tab:olive",
+    "tab:gray",
+)
 
 
 def draw_plots(results_path: str | Path, out_dir: str | Path) -> list[Path]:
@@ -25,6 +36,7 @@ def draw_plots(results_path: str | Path, out_dir: str | Path) -> list[Path]:
     written = []
     for metric, label in (("fscore", "F-score (tau = 0.01)"), ("chamfer", "Chamfer distance (unit cube)")):
         fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+        ours = [c["name"] for c in results["codecs"] if c["name"] not in STYLE]
         for c in results["codecs"]:
             r = c["results"]
             pts = [
@@ -33,7 +45,8 @@ def draw_plots(results_path: str | Path, out_dir: str | Path) -> list[Path]:
             if not pts:
                 continue
             xs, ys = zip(*pts, strict=False)
-            style = STYLE.get(c["name"], dict(color=None, lw=2.2))
+            color = VAT_COLORS[ours.index(c["name"]) % len(VAT_COLORS)] if c["name"] in ours else None
+            style = STYLE.get(c["name"], dict(color=color, lw=2.2))
             ax.plot(xs, ys, marker="o", ms=3.5, label=c["name"], **style)
         if metric == "fscore":
             for p in results.get("paper_points", []):
