@@ -494,3 +494,17 @@ def test_choose_alphas_prefers_the_smoothing_that_fits_validation():
     assert choose_alphas(train, same) == [2.0**-8] * 2
     assert choose_alphas(train, unseen) == [4.0] * 2
     assert choose_alphas(train, None) == [1.0, 1.0]
+
+
+def test_a_model_without_tables_has_no_range_coded_id():
+    """Asking which model wrote a range-coded file must not crash on a model that has no tables (the bench's
+    writer lookup over several models, session 19): it is a VatError, as for the context coder without a prior."""
+    from tests.conftest import tiny_model
+    from vatcodec.codec.models import file_model_id, model_id_of, tables_of
+    from vatcodec.errors import VatError
+
+    net = tiny_model()
+    assert tables_of(net) is None
+    with pytest.raises(VatError, match="no entropy tables"):
+        file_model_id(net, "range")
+    assert file_model_id(net, "zstd") == model_id_of(net)

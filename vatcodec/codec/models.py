@@ -218,7 +218,10 @@ def file_model_id(model: VAT, coder: str) -> bytes:
     if ident is None:
         from vatcodec.codec.entropy import tables_id
 
-        ident = tables_id(model_id_of(model), tables_of(model))
+        tables = tables_of(model)
+        if tables is None:
+            raise VatError("this model has no entropy tables: use --coder zstd or raw")
+        ident = tables_id(model_id_of(model), tables)
     return bytes(ident)
 
 
