@@ -39,15 +39,42 @@ def _row(name: str, path: str, codec: str, rate: int, nbytes: int | None, metric
     }
 
 
+def _decoded_row(
+    name: str,
+    path: str,
+    codec: str,
+    rate: int,
+    data: bytes,
+    model,
+    resolution: int,
+    ref_unit,
+    norm,
+    encode_s: float,
+    **extra,
+) -> dict:
+    """Decode `data` with `model` and score it: one row; an empty decode is a measured failure, not a crash."""
+    import torch
+
+    from vatcodec.codec import decode
+
+    t = time.perf_counter()
+    try:
+        mesh, error = decode(data, model=model, resolution=resolution), None
+    except Exception as exc:  # noqa: BLE001
+        mesh, error = None, str(exc)
+    decode_s = time.perf_counter() - t
+    return _row(name, path, codec, rate, len(data), decoded_surface_metrics(mesh, ref_unit, norm),
+                encode_s=encode_s, decode_s=decode_s, faces=0 if mesh is None else len(mesh.faces), **extra,
+                error=error, peak_rss_mb=_peak_rss_mb(), threads=torch.get_num_threads())  # fmt: skip
+
+
 def measure_vat(path: str, name: str, net, codec: str, prefixes: list[int], resolution: int) -> list[dict]:
     """Rows of our codec for one mesh: one per scale prefix (bytes, surface metrics, times, peak memory).
 
     Encoding runs once; each prefix is the same file cut to its first n scales, which is exactly what
     `vatcodec encode --scales n` writes.
     """
-    import torch
-
-    from vatcodec.codec import decode, encode, recode
+    from vatcodec.codec import encode, recode
     from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
 
     ref = load_mesh(path)
@@ -60,31 +87,10 @@ def measure_vat(path: str, name: str, net, codec: str, prefixes: list[int], reso
         t = time.perf_counter()
         data = recode(full, model=net, scales=n)  # the same tokens, cut: what `encode --scales n` writes
         t_enc = t_full + time.perf_counter() - t
-        t = time.perf_counter()
-        try:
-            mesh = decode(data, model=net, resolution=resolution)
-        except Exception as exc:  # noqa: BLE001 - an empty decode is a measured failure, not a crash
-            mesh, error = None, str(exc)
-        else:
-            error = None
-        t_dec = time.perf_counter() - t
         rows.append(
-            _row(
-                name,
-                path,
-                codec,
-                n,
-                len(data),
-                decoded_surface_metrics(mesh, ref_unit, norm),
-                encode_s=t_enc,
-                decode_s=t_dec,
-                faces=0 if mesh is None else len(mesh.faces),
-                tokens=int(sum(net.cfg.schedule[:n])),
-                error=error,
-                peak_rss_mb=_peak_rss_mb(),
-                threads=torch.get_num_threads(),
-            )
-        )
+            _decoded_row(name, path, codec, n, data, net, resolution, ref_unit, norm, t_enc,
+                         tokens=int(sum(net.cfg.schedule[:n])))
+        )  # fmt: skip
     return rows
 
 
@@ -125,9 +131,7 @@ def measure_vat_budgets(
 
     A budget below the smallest file the model can write counts as lost (F = 0, no bytes), as for the baselines.
     """
-    import torch
 
-    from vatcodec.codec import decode
     from vatcodec.codec.bitstream import header_info
     from vatcodec.errors import BudgetError
     from vatcodec.geometry.mesh_io import load_mesh, normalize_mesh
@@ -145,30 +149,10 @@ def measure_vat_budgets(
                              error=str(exc)))  # fmt: skip
             continue
         t_enc = time.perf_counter() - t
-        t = time.perf_counter()
-        try:
-            mesh, error = decode(data, model=writer, resolution=resolution), None
-        except Exception as exc:  # noqa: BLE001 - an empty decode is a measured failure, not a crash
-            mesh, error = None, str(exc)
-        t_dec = time.perf_counter() - t
         rows.append(
-            _row(
-                name,
-                path,
-                codec,
-                budget,
-                len(data),
-                decoded_surface_metrics(mesh, ref_unit, norm),
-                encode_s=t_enc,
-                decode_s=t_dec,
-                faces=0 if mesh is None else len(mesh.faces),
-                scales=header_info(data)["scales_present"],
-                also_model=label,  # which of --also-model wrote the file ("": the codec's own model)
-                error=error,
-                peak_rss_mb=_peak_rss_mb(),
-                threads=torch.get_num_threads(),
-            )
-        )
+            _decoded_row(name, path, codec, budget, data, writer, resolution, ref_unit, norm, t_enc,
+                         scales=header_info(data)["scales_present"], also_model=label)  # "": the codec's own model
+        )  # fmt: skip
     return rows
 
 
