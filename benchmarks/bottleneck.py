@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     for path in val_meshes(o.data, o.n, o.split):
         ref_unit, _ = normalize_mesh(load_mesh(path))
-        pts_N3, nrm_N3 = sample_surface(ref_unit, o.points or cfg.num_points, 0)
+        pts_N3, nrm_N3 = sample_surface(ref_unit, o.points or cfg.input_points, 0)
         surface_1N6 = torch.from_numpy(np.concatenate([pts_N3, nrm_N3], 1).astype(np.float32))[None]
         mu_1KC, _ = net.encoder(surface_1N6)
         fields = {"mu": net.decode_latent(mu_1KC), "tokens": net.decode(net.vq.encode(mu_1KC))}
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "ckpt": o.ckpt,
         "split": o.split,
-        "points": o.points or cfg.num_points,
+        "points": o.points or cfg.input_points,
         "meshes": o.n,
         "seconds": round(time.time() - t0, 1),
         **{f"f_{k}": round(float(np.mean(v)), 4) for k, v in rows.items()},

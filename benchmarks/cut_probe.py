@@ -56,7 +56,7 @@ def fscore(unit, ref, zhat_BKC, iso):
 meshes = [Path(D)] if D.endswith(".obj") else val_meshes(D, n)
 for mi, path in enumerate(meshes):
     unit, _ = normalize_mesh(load_mesh(path))
-    p, nn_ = sample_surface(unit, cfg.num_points, 0)
+    p, nn_ = sample_surface(unit, cfg.input_points, 0)
     surf = torch.from_numpy(np.concatenate([p, nn_], 1).astype(np.float32))[None]
     with torch.no_grad():
         idx = net.encode(surf)

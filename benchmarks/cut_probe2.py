@@ -86,7 +86,7 @@ def latent(codes):
 
 for mi, path in enumerate(val_meshes(D, n)):
     unit, _ = normalize_mesh(load_mesh(path))
-    p, nn_ = sample_surface(unit, cfg.num_points, 0)
+    p, nn_ = sample_surface(unit, cfg.input_points, 0)
     surf = torch.from_numpy(np.concatenate([p, nn_], 1).astype(np.float32))[None]
     ref = reference_index(unit, 10000, 100000)
     row = {"mesh": str(path)}

@@ -32,7 +32,7 @@ LEVELS = (-0.5, -0.25, 0.0, 0.25, 0.5)
 
 
 def field_of(net, unit, seed: int):
-    pts, nrm = sample_surface(unit, net.cfg.num_points, seed)
+    pts, nrm = sample_surface(unit, net.cfg.input_points, seed)
     surface_1N6 = torch.from_numpy(np.concatenate([pts, nrm], 1).astype(np.float32))[None]
     with torch.inference_mode():
         idx_L = [t[0].numpy().astype(np.int64) for t in net.encode(surface_1N6)]

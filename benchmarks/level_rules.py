@@ -36,7 +36,7 @@ N_UNIFORM = N_NEAR = 8192
 def probe(path: Path, net, resolution: int) -> dict:
     """Quick F and the cheap features at every offset, for one mesh's effort-0 tokens."""
     unit, _ = normalize_mesh(load_mesh(path))
-    points_N3, normals_N3 = sample_surface(unit, net.cfg.num_points, 0)
+    points_N3, normals_N3 = sample_surface(unit, net.cfg.input_points, 0)
     surface_1N6 = torch.from_numpy(np.concatenate([points_N3, normals_N3], 1).astype(np.float32))[None]
     s = make_sample(unit, 1, N_UNIFORM, N_NEAR, 1234)
     with torch.inference_mode():

@@ -54,7 +54,7 @@ def main() -> None:
     meshes = []
     for path in mesh_paths(args.folder, args.n):
         unit, _ = normalize_mesh(as_mesh(path))
-        points_N3, normals_N3 = sample_surface(unit, net.cfg.num_points, 0)
+        points_N3, normals_N3 = sample_surface(unit, net.cfg.input_points, 0)
         surface_1N6 = torch.from_numpy(np.concatenate([points_N3, normals_N3], axis=1).astype(np.float32))[
             None
         ]

@@ -69,7 +69,7 @@ def main() -> None:
             cands = [(np.eye(3), s) for s in range(args.candidates)]
         f, q = [], []
         for m_33, seed in cands:
-            pts, nrm = sample_surface(posed(unit, m_33), net.cfg.num_points, seed)
+            pts, nrm = sample_surface(posed(unit, m_33), net.cfg.input_points, seed)
             surface_1N6 = torch.from_numpy(np.concatenate([pts, nrm], 1).astype(np.float32))[None]
             with torch.inference_mode():
                 idx_L = [t[0].numpy().astype(np.int64) for t in net.encode(surface_1N6)]

@@ -45,8 +45,8 @@ def main() -> None:
         m = m.to(memory_format=torch.channels_last)
     B = a.batch_size
     batch = {
-        "surface_points": torch.rand(B, cfg.num_points, 3) - 0.5,
-        "surface_normals": torch.nn.functional.normalize(torch.randn(B, cfg.num_points, 3), dim=-1),
+        "surface_points": torch.rand(B, cfg.input_points, 3) - 0.5,
+        "surface_normals": torch.nn.functional.normalize(torch.randn(B, cfg.input_points, 3), dim=-1),
         "query_points": torch.rand(B, 4096, 3) - 0.5,
         "query_occ": (torch.rand(B, 4096) > 0.7).float(),
     }

@@ -63,6 +63,30 @@ def test_a_grown_model_computes_what_it_grew_from():
     torch.testing.assert_close(logits_big, logits_small, rtol=0, atol=1e-5)
 
 
+def test_a_grown_pyramid_starts_as_the_identity_and_reads_the_denser_points():
+    small = tiny_tp(0)
+    with torch.no_grad():
+        for p in small.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    big = tiny_tp(1, num_points=300, pyramid=(150, 600))
+    assert big.cfg.input_points == 600
+    new = load_weights(big, small.state_dict(), grow=True)
+    assert {k.split(".")[2] for k in new} == {"0", "1"}  # encoder.pyramid_reads.{0,1}.*
+    g = torch.Generator().manual_seed(5)
+    s_BN6 = torch.cat([torch.rand(2, 600, 3, generator=g) - 0.5, torch.randn(2, 600, 3, generator=g)], -1)
+    mu_small, _ = small.encoder(s_BN6[:, :300])  # the grown model pools the first num_points, as before
+    mu_big, _ = big.encoder(s_BN6)
+    torch.testing.assert_close(mu_big, mu_small, rtol=0, atol=1e-6)
+    with torch.no_grad():  # once trained, the finest level sees the points the pooling does not
+        for p in big.encoder.pyramid_reads.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        moved_BN6 = s_BN6.clone()
+        moved_BN6[:, 300:, :3] = moved_BN6[:, 300:, :3].flip(1)
+        assert not torch.allclose(big.encoder(moved_BN6)[0], big.encoder(s_BN6)[0], atol=1e-4)
+    with pytest.raises(ValueError, match="finest level reads 600 points; got 300"):
+        big.encoder(s_BN6[:, :300])
+
+
 def test_pooling_rounds_need_the_triplane_latent():
     with pytest.raises(ValueError, match="latent_planes=3"):
         get_config("vat-tiny", pool_rounds=1)
@@ -76,6 +100,9 @@ def test_plane_refinement_joins_the_model_id_only_when_set():
     assert "plane_refine" not in get_config("vat-tp2").decode_json()  # the shipped ids stay valid
     assert "plane_refine" in get_config("vat-tp2", plane_refine=1).decode_json()
     assert "fine_res" not in get_config("vat-tp2", fine_res=64).decode_json()  # encoder only
+    assert "pyramid" not in get_config("vat-tp2", pyramid=(8192,)).decode_json()
+    with pytest.raises(ValueError, match="pyramid levels"):
+        get_config("vat-tp2", pyramid=(0,))
 
 
 def test_growth_refuses_what_it_cannot_grow():
@@ -96,7 +123,7 @@ def test_grown_training_run_starts_where_its_init_ended_and_learns(tmp_path):
     overrides = json.dumps(TINY_TP)
     train(tiny_args(tmp_path, out=str(tmp_path / "small"), overrides=overrides, steps=20, stage1_steps=10))
     init = str(tmp_path / "small" / "last.safetensors")
-    grown = json.dumps({**TINY_TP, "enc_depth": 2, "pool_rounds": 1})
+    grown = json.dumps({**TINY_TP, "enc_depth": 2, "pool_rounds": 1, "num_points": 256, "pyramid": [512]})
     args = tiny_args(
         tmp_path, out=str(tmp_path / "big"), overrides=grown, steps=20, stage1_steps=0, init=init
     )
@@ -108,3 +135,4 @@ def test_grown_training_run_starts_where_its_init_ended_and_learns(tmp_path):
     # The new parts started at zero and training moved them.
     assert model["encoder.blocks.1.mlp.fc2.weight"].abs().sum() > 0
     assert model["encoder.pool.rounds.0.mlp.2.weight"].abs().sum() > 0
+    assert model["encoder.pyramid_reads.0.attn.out.weight"].abs().sum() > 0

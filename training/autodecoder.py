@@ -53,7 +53,7 @@ def evaluate(
     from vatcodec.geometry.metrics import surface_metrics
 
     net.eval()
-    sampler = BatchSampler(cache, 1, net.cfg.num_points, 8192, augment=False)
+    sampler = BatchSampler(cache, 1, net.cfg.input_points, 8192, augment=False)
     ious, occ_pred, occ_true, inside = [], [], [], []
     for i in range(len(cache)):
         batch = sampler.collate(np.array([i]), np.random.default_rng([7, i]))
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     base_lrs = [grp["lr"] for grp in opt.param_groups]
     sampler = BatchSampler(
-        cache, a.batch_size, cfg.num_points, a.num_queries, seed=a.seed, augment=False,
+        cache, a.batch_size, cfg.input_points, a.num_queries, seed=a.seed, augment=False,
         label_dilate=cfg.label_dilate, label_band=cfg.label_band,
     )  # fmt: skip
     rng = np.random.default_rng(a.seed)

@@ -37,7 +37,7 @@ def frozen_setup(ckpt: str, data: str, split: str, threads: int):
     for q in net.parameters():
         q.requires_grad_(False)
     cache = ShapeCache.load(data, split)
-    return net, cache, BatchSampler(cache, 1, net.cfg.num_points, 8192, augment=False)
+    return net, cache, BatchSampler(cache, 1, net.cfg.input_points, 8192, augment=False)
 
 
 def fit_latent(net, sampler: BatchSampler, i: int, steps: int, lr: float) -> dict:

@@ -43,7 +43,7 @@ def steps_for_budget(a: TrainArgs, seconds: float, probe_steps: int = 4) -> tupl
     model.quantize = False  # stage 1 is the cheaper stage; stage 2 adds the VQ, measured as small
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     cache = evenly_spaced(ShapeCache.load(a.data, a.split), min(a.subset or 64, 64))
-    sampler = BatchSampler(cache, a.batch_size, cfg.num_points, a.num_queries, seed=a.seed)
+    sampler = BatchSampler(cache, a.batch_size, cfg.input_points, a.num_queries, seed=a.seed)
     times = []
     for i in range(probe_steps + 1):
         batch = sampler.batch(i)
@@ -84,7 +84,7 @@ def choose_iso(net: VAT, data: str | os.PathLike, split: str = "val") -> tuple[f
     from vatcodec.geometry.labels import occupancy_metrics
 
     cache = ShapeCache.load(data, split)
-    sampler = BatchSampler(cache, 1, net.cfg.num_points, 8192, augment=False)
+    sampler = BatchSampler(cache, 1, net.cfg.input_points, 8192, augment=False)
     scores = {iso: 0.0 for iso in ISO_CANDIDATES}
     for i in range(len(cache)):
         batch = sampler.collate(np.array([i]), np.random.default_rng([7, i]))

@@ -35,7 +35,7 @@ def token_counts(net, cache: ShapeCache, batch_size: int = 16, seed: int = 0) ->
     for start in range(0, len(cache), batch_size):
         rows = []
         for i in range(start, min(start + batch_size, len(cache))):
-            pick = rng.choice(n_surface, cfg.num_points, replace=n_surface < cfg.num_points)
+            pick = rng.choice(n_surface, cfg.input_points, replace=n_surface < cfg.input_points)
             rows.append(
                 np.concatenate([cache.surface_points[i, pick], cache.surface_normals[i, pick]], axis=1)
             )

@@ -115,7 +115,7 @@ def evaluate(model: VAT, cache: ShapeCache, max_shapes: int, device: torch.devic
     model.eval()
     n = min(len(cache), max_shapes)
     sampler = BatchSampler(
-        cache, batch_size=1, num_points=model.cfg.num_points, num_queries=8192, augment=False
+        cache, batch_size=1, num_points=model.cfg.input_points, num_queries=8192, augment=False
     )
     S = len(model.cfg.scales)
     sums: dict[str, float] = {}
@@ -247,7 +247,7 @@ def train(a: TrainArgs) -> dict:
     sampler = BatchSampler(
         train_cache,
         a.batch_size,
-        cfg.num_points,
+        cfg.input_points,
         a.num_queries,
         a.seed,
         rank,

@@ -177,7 +177,7 @@ def encode(
 
     def encoded(k: int) -> tuple[list[np.ndarray], torch.Tensor | None]:
         """The encoder's indices of the surface sampled with seed + k, and its mu when effort refines it."""
-        points_N3, normals_N3 = sample_surface(unit, cfg.num_points, seed + k)
+        points_N3, normals_N3 = sample_surface(unit, cfg.input_points, seed + k)
         surface_1N6 = torch.from_numpy(np.concatenate([points_N3, normals_N3], axis=1).astype(np.float32))[
             None
         ]

@@ -17,7 +17,7 @@ class VATConfig:
 
     name: str = "vat-s"  # a human-readable label, not part of any computation
     # encoder
-    num_points: int = 2048  # surface points fed to the encoder (paper: 80k)
+    num_points: int = 2048  # surface points the encoder pools and its queries read (paper: 80k)
     num_freqs: int = 8  # Fourier frequencies per coordinate in the point embedding
     num_point_queries: int = 256  # learnable queries that cross-attend to the points (paper: 3072)
     width: int = 128  # transformer channel width D (paper: 768)
@@ -34,6 +34,9 @@ class VATConfig:
     pool_rounds: int = 0
     # latent_planes=3: side of a finer pooling whose strided-down features join the scatter_res planes (0: none)
     fine_res: int = 0
+    # MAR-3D's pyramid encoder: per entry n, the latents cross-attend to the first n input points (zero-initialised,
+    # growable); the reads' outputs are summed before self-attention, and the input holds max(num_points, n) points
+    pyramid: tuple[int, ...] = ()
     # VVQ
     latent_dim: int = 16  # C_q, channels of the Gaussian latent and of the codebook (paper: 16)
     codebook_size: int = 4096  # entries of the single codebook shared by all scales (paper: 16384)
@@ -75,6 +78,9 @@ class VATConfig:
         # Canonical tuples: JSON and callers give lists (and ints), and both fields join the model id.
         object.__setattr__(self, "scales", tuple(self.scales))
         object.__setattr__(self, "prefix_iso", tuple(float(x) for x in self.prefix_iso))
+        object.__setattr__(self, "pyramid", tuple(int(n) for n in self.pyramid))
+        if any(n < 1 for n in self.pyramid):
+            raise ValueError(f"pyramid levels are point counts >= 1, got {self.pyramid}")
         if self.latent_planes not in (1, 3):
             raise ValueError(f"latent_planes must be 1 or 3, got {self.latent_planes}")
         per_plane, rest = divmod(self.num_latents, self.latent_planes)
@@ -116,6 +122,11 @@ class VATConfig:
             )
         if self.point_queries == "fps" and self.num_point_queries > self.num_points:
             raise ValueError("fps point queries need num_point_queries <= num_points")
+
+    @property
+    def input_points(self) -> int:
+        """Surface points per shape the encoder takes: the pooled ones first, the pyramid's finer levels after."""
+        return max((self.num_points, *self.pyramid))
 
     @property
     def grid(self) -> int:

@@ -35,6 +35,13 @@ class PointEncoder(nn.Module):
     With ``latent_planes=3`` the K latents are the cells of three axis planes, seeded by `PlanePool`; the
     point queries are then optional (``num_point_queries=0`` keeps only the latents' self-attention).
 
+    With ``pyramid`` (MAR-3D, arXiv 2503.20519, section 3.1) the latents also cross-attend to the point cloud at
+    several densities, the first n of the input points per level; the reads' updates are summed. Each read starts
+    as the identity (`Block.zero_init_` when grown), so a trained model can grow a pyramid and compute what it did::
+
+        points (B, input_points, 6) --embed--> (B, N, D) --first num_points--> pool / point queries
+        latents (B, K, D) + sum_n [read_n(latents, points[:, :n]) - latents] --> self-attention --> mu, logvar
+
     Only the K latent tokens are kept at the end (in-context token compression), then a linear layer gives the
     mean and log-variance of the Gaussian latent in C_q channels.
     """
@@ -58,18 +65,33 @@ class PointEncoder(nn.Module):
         self.num_latents = cfg.num_latents
         # Triplane latent: the latents start as pooled plane features, and latents_KD becomes their position.
         self.pool = PlanePool(cfg) if cfg.latent_planes == 3 else None
+        self.num_points, self.pyramid = cfg.num_points, cfg.pyramid
+        self.pyramid_reads = nn.ModuleList(Block(D, cfg.heads, cross=True) for _ in cfg.pyramid)
 
     def forward(self, surface_BN6: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (mu_BKC, logvar_BKC) of the Gaussian latent."""
-        B = surface_BN6.shape[0]
-        points_BND = self.embed(surface_BN6)
+        """Returns (mu_BKC, logvar_BKC) of the Gaussian latent; `surface_BN6` holds `cfg.input_points` points.
+
+        Without a pyramid every given point is pooled (a denser sample than `num_points` is allowed).
+        """
+        B, N = surface_BN6.shape[:2]
+        if self.pyramid and N < max(self.pyramid):
+            raise ValueError(f"the pyramid's finest level reads {max(self.pyramid)} points; got {N}")
+        all_BND = self.embed(surface_BN6)
+        n_base = self.num_points if self.pyramid else N
+        points_BND, xyz_BN3 = all_BND[:, :n_base], surface_BN6[:, :n_base, :3]
         latents_BKD = self.latents_KD.expand(B, -1, -1)
         if self.pool is not None:
-            latents_BKD = latents_BKD + self.pool(points_BND, surface_BN6[..., :3])
+            latents_BKD = latents_BKD + self.pool(points_BND, xyz_BN3)
+        if self.pyramid:
+            reads_BKD = [
+                read(latents_BKD, all_BND[:, :n]) - latents_BKD
+                for n, read in zip(self.pyramid, self.pyramid_reads, strict=True)
+            ]
+            latents_BKD = latents_BKD + torch.stack(reads_BKD).sum(0)
         if self.num_point_queries == 0:
             queries_BQD = points_BND[:, :0]
         elif self.fps:
-            idx_BQ = farthest_point_indices(surface_BN6[..., :3], self.num_point_queries)
+            idx_BQ = farthest_point_indices(xyz_BN3, self.num_point_queries)
             seeds_BQD = points_BND.gather(1, idx_BQ[..., None].expand(-1, -1, points_BND.shape[-1]))
             queries_BQD = self.read(seeds_BQD + self.point_queries_QD, points_BND)
         else:
