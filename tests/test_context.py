@@ -145,7 +145,7 @@ def test_a_context_file_needs_its_prior_and_fails_the_check_under_another(coded,
         codec.encode(np.zeros(1), model=tiny_model(), coder="context")
 
 
-@pytest.mark.parametrize("name", ["vat-tp2", "vat-tp2q"])
+@pytest.mark.parametrize("name", ["vat-tp2", "vat-tp2q", "vat-tp2f"])
 def test_each_shipped_prior_codes_its_model_in_fewer_bytes(name):
     """A bundled tokenizer with a bundled prior: `auto` picks the context coder, for the same shape as range."""
     from test_learning_table import table_mesh
