@@ -63,27 +63,37 @@ def test_a_grown_model_computes_what_it_grew_from():
     torch.testing.assert_close(logits_big, logits_small, rtol=0, atol=1e-5)
 
 
-def test_a_grown_pyramid_starts_as_the_identity_and_reads_the_denser_points():
+def test_a_grown_pyramid_starts_as_the_identity_and_each_level_reads_its_first_points():
     small = tiny_tp(0)
     with torch.no_grad():
         for p in small.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    big = tiny_tp(1, num_points=300, pyramid=(150, 600))
+    big = tiny_tp(1, num_points=150, pyramid=(300, 600))
     assert big.cfg.input_points == 600
     new = load_weights(big, small.state_dict(), grow=True)
-    assert {k.split(".")[2] for k in new} == {"0", "1"}  # encoder.pyramid_reads.{0,1}.*
+    assert new and all(k.startswith(("encoder.pyramid_reads.0.", "encoder.pyramid_reads.1.")) for k in new)
     g = torch.Generator().manual_seed(5)
     s_BN6 = torch.cat([torch.rand(2, 600, 3, generator=g) - 0.5, torch.randn(2, 600, 3, generator=g)], -1)
-    mu_small, _ = small.encoder(s_BN6[:, :300])  # the grown model pools the first num_points, as before
-    mu_big, _ = big.encoder(s_BN6)
-    torch.testing.assert_close(mu_big, mu_small, rtol=0, atol=1e-6)
-    with torch.no_grad():  # once trained, the finest level sees the points the pooling does not
-        for p in big.encoder.pyramid_reads.parameters():
+
+    def moved(lo: int, hi: int) -> torch.Tensor:
+        out_BN6 = s_BN6.clone()
+        out_BN6[:, lo:hi, :3] = out_BN6[:, lo:hi, :3].flip(1)
+        return out_BN6
+
+    mu_small, _ = small.encoder(s_BN6[:, :150])  # the grown model pools the first num_points, as before
+    torch.testing.assert_close(big.encoder(s_BN6)[0], mu_small, rtol=0, atol=1e-6)
+    with torch.no_grad():
+        for p in big.encoder.pyramid_reads.parameters():  # a trained pyramid
             p.add_(0.05 * torch.randn_like(p))
-        moved_BN6 = s_BN6.clone()
-        moved_BN6[:, 300:, :3] = moved_BN6[:, 300:, :3].flip(1)
-        assert not torch.allclose(big.encoder(moved_BN6)[0], big.encoder(s_BN6)[0], atol=1e-4)
-    with pytest.raises(ValueError, match="finest level reads 600 points; got 300"):
+        mu_BKC = big.encoder(s_BN6)[0]
+        assert not torch.allclose(big.encoder(moved(300, 600))[0], mu_BKC, atol=1e-4)  # the 600-point level
+        big.encoder.pyramid_reads[1].zero_init_()  # only the 300-point level reads now
+        mu_BKC = big.encoder(s_BN6)[0]
+        torch.testing.assert_close(big.encoder(moved(300, 600))[0], mu_BKC, rtol=0, atol=1e-6)
+        assert not torch.allclose(big.encoder(moved(150, 300))[0], mu_BKC, atol=1e-4)
+        big.encoder.pyramid_reads[0].zero_init_()  # no level reads: only the pooled first 150 matter
+        torch.testing.assert_close(big.encoder(moved(150, 600))[0], big.encoder(s_BN6)[0], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="reads 600 surface points; got 300"):
         big.encoder(s_BN6[:, :300])
 
 
@@ -123,7 +133,7 @@ def test_grown_training_run_starts_where_its_init_ended_and_learns(tmp_path):
     overrides = json.dumps(TINY_TP)
     train(tiny_args(tmp_path, out=str(tmp_path / "small"), overrides=overrides, steps=20, stage1_steps=10))
     init = str(tmp_path / "small" / "last.safetensors")
-    grown = json.dumps({**TINY_TP, "enc_depth": 2, "pool_rounds": 1, "num_points": 256, "pyramid": [512]})
+    grown = json.dumps({**TINY_TP, "enc_depth": 2, "pool_rounds": 1, "pyramid": [1024]})
     args = tiny_args(
         tmp_path, out=str(tmp_path / "big"), overrides=grown, steps=20, stage1_steps=0, init=init
     )
@@ -136,3 +146,20 @@ def test_grown_training_run_starts_where_its_init_ended_and_learns(tmp_path):
     assert model["encoder.blocks.1.mlp.fc2.weight"].abs().sum() > 0
     assert model["encoder.pool.rounds.0.mlp.2.weight"].abs().sum() > 0
     assert model["encoder.pyramid_reads.0.attn.out.weight"].abs().sum() > 0
+
+
+def test_a_pyramid_needs_distinct_points_to_train_on_and_encodes_a_mesh(tmp_path):
+    import trimesh
+
+    from vatcodec import codec
+    from vatcodec.codec.bitstream import header_info
+
+    write_cache(tmp_path / "cache")  # 4096 surface points a shape
+    args = tiny_args(tmp_path, overrides=json.dumps({**TINY_TP, "pyramid": [8192]}), steps=2, stage1_steps=1)
+    with pytest.raises(ValueError, match="reads 8192 surface points a shape; the cache holds 4096"):
+        train(args)
+    net = tiny_tp(
+        0, pyramid=(1024,)
+    )  # the codec samples input_points, or the encoder would refuse the surface
+    data = codec.encode(trimesh.creation.box((1.0, 2.0, 0.5)), model=net, coder="raw")
+    assert header_info(data)["tokens_present"] == sum(net.cfg.schedule)

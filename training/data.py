@@ -75,6 +75,17 @@ def evenly_spaced(cache: ShapeCache, n: int) -> ShapeCache:
     )
 
 
+def check_pyramid_points(cache: ShapeCache, cfg) -> None:
+    """A pyramid's levels must be distinct points: drawn with replacement, its finest level would repeat the coarse
+    ones and the pooled points would hold duplicates. Raises ValueError when the cache holds too few."""
+    have = cache.surface_points.shape[1]
+    if cfg.pyramid and cfg.input_points > have:
+        raise ValueError(
+            f"the pyramid reads {cfg.input_points} surface points a shape; the cache holds {have} "
+            "(prepare it with more, or pack it with training.pack_cache --surface)"
+        )
+
+
 class BatchSampler:
     """Deterministic, resumable batches of random point subsets with label-preserving augmentation.
 

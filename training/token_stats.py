@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import torch
 
-from training.data import ShapeCache
+from training.data import ShapeCache, check_pyramid_points
 from vatcodec.codec.bitstream import index_bits_for
 from vatcodec.codec.entropy import build_table, build_tables, code_length_bits
 from vatcodec.model.checkpoint import add_tables, load_model
@@ -32,6 +32,7 @@ def token_counts(net, cache: ShapeCache, batch_size: int = 16, seed: int = 0) ->
     counts_SK = np.zeros((len(cfg.schedule), cfg.codebook_size), dtype=np.int64)
     rng = np.random.default_rng(seed)
     n_surface = cache.surface_points.shape[1]
+    check_pyramid_points(cache, cfg)
     for start in range(0, len(cache), batch_size):
         rows = []
         for i in range(start, min(start + batch_size, len(cache))):

@@ -28,7 +28,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from training.checkpointing import load_train_state, load_weights, save_train_state
-from training.data import BatchSampler, ShapeCache, evenly_spaced
+from training.data import BatchSampler, ShapeCache, check_pyramid_points, evenly_spaced
 from training.targets import load_targets
 from vatcodec.geometry.labels import cs_iou, occupancy_metrics, semi_continuous_occupancy
 from vatcodec.model.checkpoint import read_checkpoint, save_checkpoint, split_state
@@ -243,6 +243,7 @@ def train(a: TrainArgs) -> dict:
             (out / "args.json").write_text(json.dumps(dataclasses.asdict(a), indent=1))
 
     train_cache = evenly_spaced(ShapeCache.load(a.data, a.split), a.subset)
+    check_pyramid_points(train_cache, cfg)
     val_cache = ShapeCache.load(a.data, a.val_split) if rank == 0 else None
     sampler = BatchSampler(
         train_cache,

@@ -74,8 +74,9 @@ class PointEncoder(nn.Module):
         Without a pyramid every given point is pooled (a denser sample than `num_points` is allowed).
         """
         B, N = surface_BN6.shape[:2]
-        if self.pyramid and N < max(self.pyramid):
-            raise ValueError(f"the pyramid's finest level reads {max(self.pyramid)} points; got {N}")
+        if self.pyramid and N < max(self.num_points, *self.pyramid):
+            need = max(self.num_points, *self.pyramid)
+            raise ValueError(f"a pyramid encoder reads {need} surface points; got {N}")
         all_BND = self.embed(surface_BN6)
         n_base = self.num_points if self.pyramid else N
         points_BND, xyz_BN3 = all_BND[:, :n_base], surface_BN6[:, :n_base, :3]
@@ -83,11 +84,13 @@ class PointEncoder(nn.Module):
         if self.pool is not None:
             latents_BKD = latents_BKD + self.pool(points_BND, xyz_BN3)
         if self.pyramid:
-            reads_BKD = [
-                read(latents_BKD, all_BND[:, :n]) - latents_BKD
-                for n, read in zip(self.pyramid, self.pyramid_reads, strict=True)
-            ]
-            latents_BKD = latents_BKD + torch.stack(reads_BKD).sum(0)
+            update_LBKD = torch.stack(
+                [
+                    read(latents_BKD, all_BND[:, :n]) - latents_BKD
+                    for n, read in zip(self.pyramid, self.pyramid_reads, strict=True)
+                ]
+            )  # one update per level, each from the same latents (MAR-3D sums the reads, not a chain)
+            latents_BKD = latents_BKD + update_LBKD.sum(0)
         if self.num_point_queries == 0:
             queries_BQD = points_BND[:, :0]
         elif self.fps:
