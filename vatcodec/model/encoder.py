@@ -65,7 +65,7 @@ class PointEncoder(nn.Module):
         self.num_latents = cfg.num_latents
         # Triplane latent: the latents start as pooled plane features, and latents_KD becomes their position.
         self.pool = PlanePool(cfg) if cfg.latent_planes == 3 else None
-        self.num_points, self.pyramid = cfg.num_points, cfg.pyramid
+        self.num_points, self.pyramid, self.input_points = cfg.num_points, cfg.pyramid, cfg.input_points
         self.pyramid_reads = nn.ModuleList(Block(D, cfg.heads, cross=True) for _ in cfg.pyramid)
 
     def forward(self, surface_BN6: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,9 +74,8 @@ class PointEncoder(nn.Module):
         Without a pyramid every given point is pooled (a denser sample than `num_points` is allowed).
         """
         B, N = surface_BN6.shape[:2]
-        if self.pyramid and N < max(self.num_points, *self.pyramid):
-            need = max(self.num_points, *self.pyramid)
-            raise ValueError(f"a pyramid encoder reads {need} surface points; got {N}")
+        if self.pyramid and N < self.input_points:
+            raise ValueError(f"a pyramid encoder reads {self.input_points} surface points; got {N}")
         all_BND = self.embed(surface_BN6)
         n_base = self.num_points if self.pyramid else N
         points_BND, xyz_BN3 = all_BND[:, :n_base], surface_BN6[:, :n_base, :3]
