@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         ref_unit, _ = normalize_mesh(load_mesh(path))
         pts_N3, nrm_N3 = sample_surface(ref_unit, o.points or cfg.input_points, 0)
         surface_1N6 = torch.from_numpy(np.concatenate([pts_N3, nrm_N3], 1).astype(np.float32))[None]
-        mu_1KC, _ = net.encoder(surface_1N6)
+        mu_1KC, _ = net.posterior(surface_1N6)
         fields = {"mu": net.decode_latent(mu_1KC), "tokens": net.decode(net.vq.encode(mu_1KC))}
         for res in map(int, o.resolutions.split(",")):
             for kind, field in fields.items():

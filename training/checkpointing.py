@@ -34,7 +34,7 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], grow: b
     missing = set(result.missing_keys)
     for name, module in model.named_modules():
         keys = {f"{name}.{k}" for k in module.state_dict()}
-        if isinstance(module, Block) and keys & missing:
+        if isinstance(module, Block) and keys & missing and getattr(module, "grow_as_identity", True):
             if not keys <= missing:
                 raise ValueError(f"{name} is only partly in the checkpoint: cannot grow it")
             module.zero_init_()

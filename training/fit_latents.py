@@ -49,7 +49,7 @@ def fit_latent(net, sampler: BatchSampler, i: int, steps: int, lr: float) -> dic
     batch = sampler.collate(np.array([i]), np.random.default_rng([7, i]))
     surface_1N6 = torch.cat([batch["surface_points"], batch["surface_normals"]], -1)
     with torch.no_grad():
-        mu_1KC, _ = net.encoder(surface_1N6)
+        mu_1KC, _ = net.posterior(surface_1N6)
     z_1KC = mu_1KC.clone().requires_grad_(True)
     opt = torch.optim.Adam([z_1KC], lr=lr)
     bce = []

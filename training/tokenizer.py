@@ -131,7 +131,7 @@ def evaluate(model: VAT, cache: ShapeCache, max_shapes: int, device: torch.devic
             for s, t in enumerate(idx):
                 used[s].update(t.flatten().tolist())
         else:
-            mu, _ = model.encoder(surface)
+            mu, _ = model.posterior(surface)
             fields = [model.decode_latent(mu)]
         for s, f in enumerate(fields):
             logits_M = f(batch["query_points"])[0]
@@ -357,7 +357,7 @@ def train(a: TrainArgs) -> dict:
 def _freeze(model: VAT, parts: str) -> list[str]:
     """Stops the gradients of the named parts (encoder, vq, decoder); returns their names."""
     names = [p.strip() for p in parts.split(",") if p.strip()]
-    if {"encoder", "decoder"} <= set(names):
+    if {"encoder", "decoder"} <= set(names) and model.refiner is None:
         raise ValueError("--freeze: the encoder and the decoder cannot both be frozen (nothing would train)")
     for name in names:
         if name not in ("encoder", "vq", "decoder"):

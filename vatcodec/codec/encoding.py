@@ -188,7 +188,7 @@ def encode(
                 per_scale = net.encode(surface_1N6.to(dev))
                 return [t[0].cpu().numpy().astype(np.int64) for t in per_scale], None  # per scale (L_s,)
         with torch.no_grad():  # not inference mode: the refinement builds autograd graphs on mu
-            mu_1KC, _ = net.encoder(surface_1N6)
+            mu_1KC, _ = net.posterior(surface_1N6)
             return [t[0].numpy().astype(np.int64) for t in net.vq.encode(mu_1KC)], mu_1KC
 
     base = VatFile(

@@ -37,6 +37,9 @@ class VATConfig:
     # MAR-3D's pyramid encoder: per entry n, the latents cross-attend to the first n input points (zero-initialised,
     # growable); the reads' outputs are summed before self-attention, and the input holds max(num_points, n) points
     pyramid: tuple[int, ...] = ()
+    # rounds of decoder feedback: the latent is decoded at the input points and corrected (`refiner.py`; 0 = none)
+    feedback_rounds: int = 0
+    feedback_depth: int = 2  # self-attention blocks of the feedback refiner
     # VVQ
     latent_dim: int = 16  # C_q, channels of the Gaussian latent and of the codebook (paper: 16)
     codebook_size: int = 4096  # entries of the single codebook shared by all scales (paper: 16384)
@@ -102,6 +105,8 @@ class VATConfig:
                 raise ValueError(
                     "fine_res needs latent_planes=3 and must be scatter_res times a power of two >= 2"
                 )
+        if self.feedback_rounds and self.latent_planes != 3:
+            raise ValueError("feedback_rounds reads the triplane latent's cells: it needs latent_planes=3")
         if self.pool_rounds and self.latent_planes != 3:
             raise ValueError("pool_rounds pools onto the triplane latent's planes: it needs latent_planes=3")
         if len(self.prefix_iso) >= len(self.scales):

@@ -10,6 +10,7 @@ from .config import VATConfig
 from .decoder import TriplaneDecoder
 from .encoder import PointEncoder
 from .quantizer import MultiScaleVQ
+from .refiner import FeedbackRefiner
 
 FAR_BANDS = 4.0  # a query is "far" (for `w_far`) beyond this many label bands from the surface
 
@@ -46,6 +47,7 @@ class VAT(nn.Module):
         surface points (B, N, 6) ──FourierEmbed──> (B, N, D)
               point queries (Q, D) ──cross-attn──┘
         [K latents ; Q queries] ──self-attn x enc_depth──> keep K ──Linear──> mu, logvar (B, K, C_q)
+        (feedback_rounds: mu += FeedbackRefiner(decoded logits at the input points), see refiner.py)
         Z0 = mu (+ sigma * eps in training) ──VVQ, scales 1..S──> indices [(B, 1), (B, 4), ..., (B, K)]
         Zhat = sum_s Up(x_s) (B, K, C_q) ──Linear──> (B, K, D)
         triplane tokens (3 r r, D) ──cross-attn + self-attn x dec_depth──> 3 planes ──convs──> mips r, 2r, 4r
@@ -63,15 +65,23 @@ class VAT(nn.Module):
         self.encoder = PointEncoder(cfg)
         self.vq = MultiScaleVQ(cfg)
         self.decoder = TriplaneDecoder(cfg)
+        self.refiner = FeedbackRefiner(cfg) if cfg.feedback_rounds else None
         # Stage 1 trains without quantization (paper §3.4); training code flips this for stage 2.
         self.quantize = True
+
+    def posterior(self, surface_BN6: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu_BKC, logvar_BKC) of the Gaussian latent: the encoder's, its mean corrected by decoder feedback."""
+        mu_BKC, logvar_BKC = self.encoder(surface_BN6)
+        for _ in range(self.cfg.feedback_rounds):
+            mu_BKC = self.refiner(self.decoder, mu_BKC, surface_BN6)
+        return mu_BKC, logvar_BKC
 
     # -- training ------------------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
         """Training pass on a batch with surface_points, surface_normals, query_points, query_occ."""
         cfg = self.cfg
         surface_BN6 = torch.cat([batch["surface_points"], batch["surface_normals"]], dim=-1)
-        mu_BKC, logvar_BKC = self.encoder(surface_BN6)
+        mu_BKC, logvar_BKC = self.posterior(surface_BN6)
         eps_BKC = torch.randn(mu_BKC.shape, generator=generator).to(mu_BKC)
         z_BKC = mu_BKC + torch.exp(0.5 * logvar_BKC) * eps_BKC
         loss_kl = 0.5 * (mu_BKC.pow(2) + logvar_BKC.exp() - 1.0 - logvar_BKC).mean()
@@ -102,7 +112,7 @@ class VAT(nn.Module):
     @torch.no_grad()
     def encode(self, surface_BN6: torch.Tensor, num_scales: int | None = None) -> list[torch.Tensor]:
         """Surface points with normals (B, N, 6) -> indices per scale; deterministic (uses mu, no noise)."""
-        mu_BKC, _ = self.encoder(surface_BN6)
+        mu_BKC, _ = self.posterior(surface_BN6)
         return self.vq.encode(mu_BKC, num_scales)
 
     @torch.no_grad()
