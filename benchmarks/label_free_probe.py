@@ -23,19 +23,17 @@ from vatcodec.geometry.occupancy import OccupancyOracle
 from vatcodec.geometry.sampling import sample_surface, semi_continuous_occupancy
 from vatcodec.model.checkpoint import load_model
 
-OFFSETS = (
-    0.0,
-    1 / 256,
-    2 / 256,
-    4 / 256,
-)  # along the normal; the labels' surface sits 1/256 outside the mesh
+# Along the normal; the labels' surface sits LABEL_OFFSET outside the mesh, so p + a n lies at signed distance
+# a - LABEL_OFFSET from it.
+OFFSETS = (0.0, 1 / 256, 2 / 256, 4 / 256)
+LABEL_OFFSET = 1 / 256
 ARMS = ("oracle", "free", "free_points_oracle")
 
 
 def free_samples(net, unit, idx0, oracle: bool, n: int = 4096, seed: int = 1) -> Samples:
     p_N3, n_N3 = sample_surface(unit, n, seed)
     near = np.concatenate([p_N3 + a * n_N3 for a in OFFSETS])
-    near_occ = np.concatenate([np.full(n, np.clip(0.5 - 64 * (a - 1 / 256), 0, 1)) for a in OFFSETS])
+    near_occ = np.concatenate([semi_continuous_occupancy(np.full(n, a - LABEL_OFFSET)) for a in OFFSETS])
     far = np.random.default_rng(seed).uniform(-0.55, 0.55, (n, 3))
     far = far[cKDTree(sample_surface(unit, 20000, seed + 5)[0]).query(far)[0] > 3 / 128]
     points = np.concatenate([near, far]).astype(np.float32)
